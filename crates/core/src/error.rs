@@ -1,0 +1,35 @@
+//! The core's one error type: what went wrong, independent of any wire format.
+
+use thiserror::Error;
+
+/// Why a request was refused, in domain terms. Each front door maps these to its own
+/// status codes and bodies in one function.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CoreError {
+    /// Input that parsed but breaks a rule (a blank name, a bad permission string, ...).
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing asked for does not exist in the caller's tenant.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A name that must be unique is taken.
+    #[error("An entity with this name already exists")]
+    DuplicateName,
+    /// No credentials, or credentials that do not verify.
+    #[error("{0}")]
+    Unauthenticated(String),
+}
+
+impl CoreError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        CoreError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

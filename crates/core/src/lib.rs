@@ -1,0 +1,26 @@
+//! Keyward's core: the domain with no I/O. Everything that decides lives here.
+
+pub mod error;
+pub mod ids;
+pub mod keyfmt;
+pub mod model;
+pub mod password;
+pub mod perm;
+pub mod principal;
+pub mod query;
+pub mod random;
+pub mod secret;
+pub mod validate;
+pub mod verify;
+
+pub use error::{CoreError, CoreResult};
+pub use ids::{KeyId, SpaceId, TenantId, UserId};
+pub use keyfmt::KeyShape;
+pub use model::{
+    ApiKey, Door, KeySecret, KeyState, Metadata, Page, Paged, Role, Space, Tenant, User,
+};
+pub use perm::{AccessLevel, Grants, Permission, ResourcePath};
+pub use principal::Principal;
+pub use query::{Query, Requirement};
+pub use secret::{KeyHasher, Secret, SecretHash, ServerSecret};
+pub use verify::{decide, Found, VerifyCode};

@@ -1,0 +1,563 @@
+//! Permissions: one model with two forms.
+//!
+//! - Permission strings with dot segments and wildcards: `pinning.unpin`, `data.*`, `*`.
+//!   A `*` segment matches exactly one segment, except as the last segment, where it
+//!   matches one or more (so `data.*` covers `data.pin_list` and `data.a.b`).
+//! - Access levels `none` < `ro` < `rw` on resource paths such as
+//!   `fabric/_system/collection/users`. A grant's path may use `*` for any one segment
+//!   (`fabric/*` is the default for every fabric, `*` for everything). The grant whose
+//!   path matches the longest prefix of the asked path wins; on a tie, the one with
+//!   literal segments earlier wins.
+//!
+//! Both forms travel as one list of strings: `path:level` is an access grant, anything
+//! else a permission string. A principal may only hand out a subset of what it holds.
+
+use crate::error::{CoreError, CoreResult};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+const MAX_GRANT_LEN: usize = 256;
+const MAX_SEGMENTS: usize = 16;
+/// A principal holds at most this many grants: checks are linear in it.
+pub const MAX_GRANTS: usize = 256;
+
+fn valid_segment(segment: &str, extra: &[u8]) -> bool {
+    segment == "*"
+        || (!segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || extra.contains(&b)))
+}
+
+/// A permission string (a pattern when it holds `*`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission(String);
+
+impl Permission {
+    pub fn parse(text: &str) -> CoreResult<Self> {
+        let bad = || {
+            CoreError::invalid(
+                "permissions",
+                format!(
+                    "'{text}' is not a permission: use dot-separated segments of letters, \
+                     digits, '_' or '-', or '*' (for example 'data.read' or 'data.*')"
+                ),
+            )
+        };
+        if text.is_empty() || text.len() > MAX_GRANT_LEN {
+            return Err(bad());
+        }
+        let segments: Vec<&str> = text.split('.').collect();
+        if segments.len() > MAX_SEGMENTS || !segments.iter().all(|s| valid_segment(s, b"")) {
+            return Err(bad());
+        }
+        Ok(Permission(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether every concrete permission this one matches is matched by `self`
+    /// as well; for a concrete `other`, simply whether `self` grants it.
+    pub fn covers(&self, other: &Permission) -> bool {
+        let mine: Vec<&str> = self.0.split('.').collect();
+        let theirs: Vec<&str> = other.0.split('.').collect();
+        for (i, segment) in mine.iter().enumerate() {
+            let Some(their_segment) = theirs.get(i) else {
+                return false;
+            };
+            let my_last = i + 1 == mine.len();
+            let their_last = i + 1 == theirs.len();
+            if *segment == "*" {
+                if my_last {
+                    return true;
+                }
+                // Their trailing `*` spans several segments; my inner `*` spans one.
+                if *their_segment == "*" && their_last {
+                    return false;
+                }
+            } else if segment != their_segment {
+                return false;
+            }
+        }
+        mine.len() == theirs.len()
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Permission({})", self.0)
+    }
+}
+
+/// Access to a resource, ordered from least to most.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum AccessLevel {
+    None,
+    Ro,
+    Rw,
+}
+
+impl AccessLevel {
+    pub fn parse(text: &str) -> CoreResult<Self> {
+        match text {
+            "none" => Ok(AccessLevel::None),
+            "ro" => Ok(AccessLevel::Ro),
+            "rw" => Ok(AccessLevel::Rw),
+            other => Err(CoreError::invalid(
+                "access",
+                format!("'{other}' is not an access level: use 'rw', 'ro' or 'none'"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::None => "none",
+            AccessLevel::Ro => "ro",
+            AccessLevel::Rw => "rw",
+        }
+    }
+}
+
+impl fmt::Display for AccessLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resource path (`fabric/_system/stream/s1`), or a grant's pattern over such paths.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourcePath(String);
+
+impl ResourcePath {
+    pub fn parse(text: &str) -> CoreResult<Self> {
+        let bad = || {
+            CoreError::invalid(
+                "permissions",
+                format!(
+                    "'{text}' is not a resource path: use '/'-separated segments of letters, \
+                     digits, '_', '-', '.' or '@', or '*' (for example 'fabric/_system')"
+                ),
+            )
+        };
+        if text.is_empty() || text.len() > MAX_GRANT_LEN {
+            return Err(bad());
+        }
+        let segments: Vec<&str> = text.split('/').collect();
+        if segments.len() > MAX_SEGMENTS || !segments.iter().all(|s| valid_segment(s, b".@")) {
+            return Err(bad());
+        }
+        Ok(ResourcePath(text.to_string()))
+    }
+
+    /// Builds a path from segments that are already known to be valid names, such as
+    /// a fabric or collection name that a dialect validated.
+    pub fn from_segments(segments: &[&str]) -> CoreResult<Self> {
+        ResourcePath::parse(&segments.join("/"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// How specifically this pattern matches a prefix of `path`, or `None` when it
+    /// matches no prefix. A `*` in `path` stands for "some name no literal names", so
+    /// only a `*` in the pattern matches it.
+    fn specificity_for(&self, path: &[&str]) -> Option<Specificity> {
+        let mut literals = Vec::new();
+        for (i, segment) in self.segments().enumerate() {
+            let asked = path.get(i)?;
+            if segment == "*" {
+                literals.push(false);
+            } else if segment == *asked {
+                literals.push(true);
+            } else {
+                return None;
+            }
+        }
+        Some(Specificity(literals))
+    }
+}
+
+/// Longer matches win; on equal length, the one whose literal segments come first.
+#[derive(PartialEq, Eq)]
+struct Specificity(Vec<bool>);
+
+impl Ord for Specificity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for Specificity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for ResourcePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ResourcePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResourcePath({})", self.0)
+    }
+}
+
+/// Everything a principal may do: permission strings plus access levels on paths.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Grants {
+    permissions: Vec<Permission>,
+    access: BTreeMap<ResourcePath, AccessLevel>,
+}
+
+impl Grants {
+    /// Everything: what an administrator holds.
+    pub fn all() -> Self {
+        let mut grants = Grants::default();
+        grants.permissions.push(Permission("*".into()));
+        grants
+            .access
+            .insert(ResourcePath("*".into()), AccessLevel::Rw);
+        grants
+    }
+
+    /// Parses the wire form: a list where `path:level` is an access grant and any other
+    /// entry a permission string.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> CoreResult<Self> {
+        if entries.len() > MAX_GRANTS {
+            return Err(CoreError::invalid(
+                "permissions",
+                format!("at most {MAX_GRANTS} permissions are allowed"),
+            ));
+        }
+        let mut grants = Grants::default();
+        for entry in entries {
+            grants.add_entry(entry.as_ref())?;
+        }
+        Ok(grants)
+    }
+
+    fn add_entry(&mut self, entry: &str) -> CoreResult<()> {
+        match entry.rsplit_once(':') {
+            Some((path, level)) => {
+                let path = ResourcePath::parse(path)?;
+                let level = AccessLevel::parse(level)?;
+                self.set_access(path, level);
+            }
+            None => {
+                let permission = Permission::parse(entry)?;
+                if !self.permissions.contains(&permission) {
+                    self.permissions.push(permission);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The wire form, permission strings first, each list sorted.
+    pub fn to_strings(&self) -> Vec<String> {
+        let mut permissions: Vec<String> = self.permissions.iter().map(|p| p.0.clone()).collect();
+        permissions.sort();
+        permissions.extend(
+            self.access
+                .iter()
+                .map(|(path, level)| format!("{path}:{level}")),
+        );
+        permissions
+    }
+
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    pub fn access(&self) -> &BTreeMap<ResourcePath, AccessLevel> {
+        &self.access
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.permissions.is_empty() && self.access.is_empty()
+    }
+
+    pub fn set_access(&mut self, path: ResourcePath, level: AccessLevel) {
+        self.access.insert(path, level);
+    }
+
+    pub fn clear_access(&mut self, path: &ResourcePath) -> bool {
+        self.access.remove(path).is_some()
+    }
+
+    pub fn add_permission(&mut self, permission: Permission) {
+        if !self.permissions.contains(&permission) {
+            self.permissions.push(permission);
+        }
+    }
+
+    pub fn remove_permission(&mut self, permission: &Permission) -> bool {
+        let before = self.permissions.len();
+        self.permissions.retain(|p| p != permission);
+        before != self.permissions.len()
+    }
+
+    pub fn allows(&self, permission: &Permission) -> bool {
+        self.permissions.iter().any(|held| held.covers(permission))
+    }
+
+    /// The access level at `path`: the most specific matching grant's, else `none`.
+    pub fn level_at(&self, path: &ResourcePath) -> AccessLevel {
+        let asked: Vec<&str> = path.segments().collect();
+        self.level_at_segments(&asked)
+    }
+
+    fn level_at_segments(&self, asked: &[&str]) -> AccessLevel {
+        self.access
+            .iter()
+            .filter_map(|(pattern, level)| Some((pattern.specificity_for(asked)?, *level)))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map_or(AccessLevel::None, |(_, level)| level)
+    }
+
+    /// Whether `self` grants nothing that `holder` does not: the no-escalation rule.
+    pub fn is_subset_of(&self, holder: &Grants) -> bool {
+        self.permissions.iter().all(|p| holder.allows(p)) && self.access_within(holder)
+    }
+
+    /// The first grant of `self` that `holder` does not hold, for error messages.
+    pub fn first_excess_over(&self, holder: &Grants) -> Option<String> {
+        if let Some(p) = self.permissions.iter().find(|p| !holder.allows(p)) {
+            return Some(p.to_string());
+        }
+        self.check_points(holder)
+            .into_iter()
+            .find(|point| {
+                let segments: Vec<&str> = point.iter().map(String::as_str).collect();
+                self.level_at_segments(&segments) > holder.level_at_segments(&segments)
+            })
+            .map(|point| {
+                let segments: Vec<&str> = point.iter().map(String::as_str).collect();
+                format!("{}:{}", point.join("/"), self.level_at_segments(&segments))
+            })
+    }
+
+    /// Access levels are piecewise constant over the path tree, changing only at grant
+    /// paths; comparing the two sides at every grant path of either, and at every meet
+    /// of two grant paths, therefore compares them everywhere.
+    fn access_within(&self, holder: &Grants) -> bool {
+        self.check_points(holder).iter().all(|point| {
+            let segments: Vec<&str> = point.iter().map(String::as_str).collect();
+            self.level_at_segments(&segments) <= holder.level_at_segments(&segments)
+        })
+    }
+
+    fn check_points(&self, holder: &Grants) -> Vec<Vec<String>> {
+        let patterns: Vec<Vec<&str>> = self
+            .access
+            .keys()
+            .chain(holder.access.keys())
+            .map(|p| p.segments().collect())
+            .collect();
+        let mut points: Vec<Vec<String>> = Vec::new();
+        for a in &patterns {
+            for b in &patterns {
+                if let Some(point) = meet(a, b) {
+                    if !points.contains(&point) {
+                        points.push(point);
+                    }
+                }
+            }
+        }
+        points
+    }
+}
+
+/// The most general path that both patterns match a prefix of, if any.
+fn meet(a: &[&str], b: &[&str]) -> Option<Vec<String>> {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let mut point = Vec::with_capacity(long.len());
+    for (i, segment) in long.iter().enumerate() {
+        let merged = match short.get(i) {
+            None => *segment,
+            Some(&"*") => segment,
+            Some(other) if *segment == "*" => other,
+            Some(other) if other == segment => segment,
+            Some(_) => return None,
+        };
+        point.push(merged.to_string());
+    }
+    Some(point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(text: &str) -> Permission {
+        Permission::parse(text).unwrap()
+    }
+
+    fn g(entries: &[&str]) -> Grants {
+        Grants::parse(entries).unwrap()
+    }
+
+    #[test]
+    fn permission_wildcards() {
+        assert!(p("*").covers(&p("a")));
+        assert!(p("*").covers(&p("a.b.c")));
+        assert!(p("data.*").covers(&p("data.pin_list")));
+        assert!(p("data.*").covers(&p("data.a.b")));
+        assert!(!p("data.*").covers(&p("data")));
+        assert!(!p("data.*").covers(&p("pinning.unpin")));
+        assert!(p("a.*.c").covers(&p("a.b.c")));
+        assert!(!p("a.*.c").covers(&p("a.b.d")));
+        assert!(!p("a.*.c").covers(&p("a.*")));
+        assert!(p("a.*").covers(&p("a.*.c")));
+        assert!(!p("a.b").covers(&p("a.*")));
+        assert!(!p("a.b").covers(&p("a.b.c")));
+    }
+
+    #[test]
+    fn bad_permissions_are_refused() {
+        for bad in ["", ".", "a..b", "a b", "a.b.", "é", "a/b", &"a".repeat(300)] {
+            assert!(Permission::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Grants::parse(&["fabric/_system:admin"]).is_err());
+        assert!(Grants::parse(&["fabric//x:rw"]).is_err());
+    }
+
+    #[test]
+    fn most_specific_access_wins() {
+        let grants = g(&[
+            "*:none",
+            "fabric/*:ro",
+            "fabric/_system:rw",
+            "fabric/_system/collection/secret:none",
+        ]);
+        let at = |path: &str| grants.level_at(&ResourcePath::parse(path).unwrap());
+        assert_eq!(at("billing"), AccessLevel::None);
+        assert_eq!(at("fabric/other"), AccessLevel::Ro);
+        assert_eq!(at("fabric/_system"), AccessLevel::Rw);
+        assert_eq!(at("fabric/_system/collection/users"), AccessLevel::Rw);
+        assert_eq!(at("fabric/_system/collection/secret"), AccessLevel::None);
+    }
+
+    #[test]
+    fn subset_examples() {
+        let admin = Grants::all();
+        let member = g(&["keyward.keys.*", "data.read", "fabric/_system:ro"]);
+        assert!(member.is_subset_of(&admin));
+        assert!(!admin.is_subset_of(&member));
+        assert!(g(&["keyward.keys.write"]).is_subset_of(&member));
+        assert!(!g(&["keyward.*"]).is_subset_of(&member));
+        assert!(g(&["fabric/_system/collection/x:ro"]).is_subset_of(&member));
+        assert!(!g(&["fabric/_system:rw"]).is_subset_of(&member));
+        assert!(!g(&["fabric/*:ro"]).is_subset_of(&member));
+        let holder = g(&["fabric/*:rw", "fabric/*/collection/secret:none"]);
+        assert!(!g(&["fabric/_system:rw"]).is_subset_of(&holder));
+        assert_eq!(
+            g(&["fabric/_system:rw"])
+                .first_excess_over(&holder)
+                .unwrap(),
+            "fabric/_system/collection/secret:rw"
+        );
+    }
+
+    #[test]
+    fn wire_form_round_trips() {
+        let grants = g(&["b.x", "a.*", "fabric/_system:rw", "*:ro"]);
+        let back = Grants::parse(&grants.to_strings()).unwrap();
+        assert_eq!(grants.to_strings(), back.to_strings());
+        assert_eq!(
+            grants.to_strings(),
+            vec!["a.*", "b.x", "*:ro", "fabric/_system:rw"]
+        );
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![Just("*".to_string()), "[abc]"]
+    }
+
+    fn permission() -> impl Strategy<Value = String> {
+        proptest::collection::vec(segment(), 1..4).prop_map(|s| s.join("."))
+    }
+
+    fn concrete_permission() -> impl Strategy<Value = String> {
+        proptest::collection::vec("[abcd]", 1..5).prop_map(|s| s.join("."))
+    }
+
+    fn access_grant() -> impl Strategy<Value = String> {
+        (
+            proptest::collection::vec(segment(), 1..4),
+            prop_oneof![Just("none"), Just("ro"), Just("rw")],
+        )
+            .prop_map(|(s, level)| format!("{}:{level}", s.join("/")))
+    }
+
+    fn grants() -> impl Strategy<Value = Grants> {
+        proptest::collection::vec(prop_oneof![permission(), access_grant()], 0..6)
+            .prop_map(|entries| Grants::parse(&entries).unwrap())
+    }
+
+    fn concrete_path() -> impl Strategy<Value = ResourcePath> {
+        proptest::collection::vec("[abcd]", 1..5)
+            .prop_map(|s| ResourcePath::parse(&s.join("/")).unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        // No escalation: whatever passes the subset check grants nothing, on any
+        // concrete permission or path, that the holder lacks.
+        #[test]
+        fn subset_never_escalates(
+            key in grants(),
+            owner in grants(),
+            asked in proptest::collection::vec(concrete_permission(), 8),
+            paths in proptest::collection::vec(concrete_path(), 8),
+        ) {
+            if key.is_subset_of(&owner) {
+                for text in &asked {
+                    let perm = Permission::parse(text).unwrap();
+                    prop_assert!(!key.allows(&perm) || owner.allows(&perm), "{text}");
+                }
+                for path in &paths {
+                    prop_assert!(key.level_at(path) <= owner.level_at(path), "{path}");
+                }
+            }
+        }
+
+        // Pattern coverage agrees with matching on concrete strings.
+        #[test]
+        fn covers_is_sound(a in permission(), b in permission(), s in concrete_permission()) {
+            let (a, b, s) = (p(&a), p(&b), p(&s));
+            if a.covers(&b) && b.covers(&s) {
+                prop_assert!(a.covers(&s));
+            }
+        }
+
+        #[test]
+        fn everything_is_a_subset_of_itself_and_of_all(key in grants()) {
+            prop_assert!(key.is_subset_of(&key));
+            prop_assert!(key.is_subset_of(&Grants::all()));
+        }
+    }
+}

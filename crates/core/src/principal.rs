@@ -1,0 +1,131 @@
+//! Who is asking, and what that lets them do to keys and users.
+//!
+//! A principal is a user, acting either through a session (JWT) or through one of their
+//! keys. Through a key, the user is restricted to what the key holds. Keyward's own
+//! actions are permissions too, so keys can be scoped to them:
+//!
+//! | permission            | lets the holder                                  |
+//! |-----------------------|--------------------------------------------------|
+//! | `keyward.keys.read`   | list and read their keys                         |
+//! | `keyward.keys.write`  | create, change, rotate and revoke their keys     |
+//! | `keyward.keys.verify` | verify keys presented to them                    |
+//! | `keyward.admin`       | with the admin role: act on the whole tenant     |
+
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{TenantId, UserId};
+use crate::model::{ApiKey, User};
+use crate::perm::{Grants, Permission};
+
+pub const KEYS_READ: &str = "keyward.keys.read";
+pub const KEYS_WRITE: &str = "keyward.keys.write";
+pub const KEYS_VERIFY: &str = "keyward.keys.verify";
+pub const ADMIN: &str = "keyward.admin";
+
+/// What a new member holds unless an administrator says otherwise: their own keys.
+pub fn default_member_grants() -> Grants {
+    Grants::parse(&["keyward.keys.*"]).expect("a valid literal")
+}
+
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: User,
+    /// Set when the request authenticated with a key rather than a session.
+    pub key: Option<ApiKey>,
+}
+
+impl Principal {
+    pub fn tenant_id(&self) -> TenantId {
+        self.user.tenant_id
+    }
+
+    /// Whether the principal holds a permission: the user must, and so must the key.
+    pub fn holds(&self, permission: &str) -> bool {
+        let Ok(permission) = Permission::parse(permission) else {
+            return false;
+        };
+        self.user.effective_grants().allows(&permission)
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|k| k.grants.allows(&permission))
+    }
+
+    pub fn require(&self, permission: &str) -> CoreResult<()> {
+        if self.holds(permission) {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "this credential lacks the permission '{permission}'"
+            )))
+        }
+    }
+
+    /// An administrator acting as one: admin role, and a credential that carries it.
+    pub fn acts_as_admin(&self) -> bool {
+        self.user.is_admin() && self.holds(ADMIN)
+    }
+
+    pub fn require_admin(&self) -> CoreResult<()> {
+        if self.acts_as_admin() {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(
+                "only an administrator may do this".to_string(),
+            ))
+        }
+    }
+
+    /// May the principal see (`write = false`) or change a key? Keys of other users are
+    /// invisible to members, so they get "not found" rather than a hint they exist.
+    pub fn check_key_access(&self, key: &ApiKey, write: bool) -> CoreResult<()> {
+        if key.tenant_id != self.tenant_id() {
+            return Err(CoreError::NotFound("API key".into()));
+        }
+        if key.owner_id != self.user.id && !self.acts_as_admin() {
+            return Err(CoreError::NotFound("API key".into()));
+        }
+        self.require(if write { KEYS_WRITE } else { KEYS_READ })
+    }
+
+    /// May the principal create keys for `owner`? Members only for themselves.
+    pub fn check_may_create_for(&self, owner: &User) -> CoreResult<()> {
+        if owner.tenant_id != self.tenant_id() {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        if owner.id != self.user.id {
+            self.require_admin()?;
+        }
+        self.require(KEYS_WRITE)
+    }
+
+    /// What a new key gets when the request names no permissions: what the credential
+    /// in use holds (a key's grants, or the user's), within what the owner holds.
+    pub fn default_grants_for(&self, owner: &User) -> Grants {
+        match &self.key {
+            Some(key) => key.grants.clone(),
+            None => owner.effective_grants(),
+        }
+    }
+
+    /// The no-escalation rule: a key gets nothing that the principal, the credential in
+    /// use or the key's owner lacks.
+    pub fn check_may_grant(&self, grants: &Grants, owner: &User) -> CoreResult<()> {
+        let holders = [
+            Some(self.user.effective_grants()),
+            self.key.as_ref().map(|k| k.grants.clone()),
+            Some(owner.effective_grants()),
+        ];
+        for holder in holders.into_iter().flatten() {
+            if let Some(excess) = grants.first_excess_over(&holder) {
+                return Err(CoreError::Forbidden(format!(
+                    "cannot grant '{excess}': it exceeds what you or the key's owner hold"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_user(&self, id: UserId) -> bool {
+        self.user.id == id
+    }
+}
