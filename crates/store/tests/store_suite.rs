@@ -1,0 +1,1714 @@
+//! The `Store` contract, written once and run against both backends.
+//!
+//! Every test below is an `async fn(DynStore)`; `on_every_backend!` turns each into
+//! `sqlite::<name>` (a fresh database file in a temporary directory) and
+//! `postgres::<name>` (a fresh database, dropped afterwards). PostgreSQL is never
+//! skipped: when it cannot be reached the test fails and says why.
+//!
+//! The PostgreSQL server is named by `KEYWARD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); its user must be allowed to create
+//! and drop databases.
+
+use keyward_core::{
+    ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, Role, Secret,
+    ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
+};
+use keyward_store::{
+    DynStore, KeyFilter, KeyUsage, PostgresStore, SqliteStore, StoreError, StoreResult,
+};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::any::Any;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+use time::{Duration, OffsetDateTime};
+
+// ---------------------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------------------
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Runs `test` in its own task, so that a failing assertion still lets the caller
+/// clean up, then closes the store. Returns the test's panic, if it panicked.
+async fn run_and_close<F, Fut>(store: DynStore, test: F) -> Option<Box<dyn Any + Send>>
+where
+    F: FnOnce(DynStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(test(store.clone())).await;
+    store.close().await;
+    match outcome {
+        Ok(()) => None,
+        Err(err) => Some(err.try_into_panic().unwrap_or_else(|err| {
+            eprintln!("test task did not finish: {err}");
+            Box::new("test task did not finish")
+        })),
+    }
+}
+
+async fn run_on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(DynStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("keyward.db");
+    let store = SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open SQLite store at {}: {e}", path.display()));
+    if let Some(panic) = run_and_close(Arc::new(store), test).await {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn run_on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(DynStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let admin_url = std::env::var("KEYWARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
+    let admin = PgConnectOptions::from_str(&admin_url)
+        .unwrap_or_else(|e| panic!("KEYWARD_TEST_POSTGRES_URL is not a PostgreSQL URL: {e}"));
+    let database = format!("keyward_test_{}", uuid::Uuid::new_v4().simple());
+
+    let mut conn = admin.connect().await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is required by this suite but is not reachable at {}:{} as '{}': {e}\n\
+             Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) \
+             main start`) or point KEYWARD_TEST_POSTGRES_URL at a server whose user may \
+             create databases.",
+            admin.get_host(),
+            admin.get_port(),
+            admin.get_username(),
+        )
+    });
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test database {database}: {e}"));
+    conn.close().await.ok();
+
+    let store = match PostgresStore::connect(&with_database(&admin_url, &database)).await {
+        Ok(store) => store,
+        Err(e) => {
+            drop_database(&admin, &database).await;
+            panic!("cannot open PostgreSQL store in {database}: {e}");
+        }
+    };
+    let outcome = run_and_close(Arc::new(store), test).await;
+    drop_database(&admin, &database).await;
+    if let Some(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Best effort: a leftover database is litter, not a failure.
+async fn drop_database(admin: &PgConnectOptions, database: &str) {
+    let result = async {
+        let mut conn = admin.connect().await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("warning: could not drop test database {database}: {e}");
+    }
+}
+
+/// The admin URL with its database (path) replaced, query string kept.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!(
+        "{}/{database}{query}",
+        &base[..authority_start.max(authority_end)]
+    )
+}
+
+/// Declares each listed `async fn(DynStore)` as a test on each backend:
+/// `sqlite::<name>` and `postgres::<name>`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run_on_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::run_on_postgres(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    ping_answers,
+    tenant_creation_and_lookups,
+    tenant_creation_is_all_or_nothing,
+    tenant_names_are_unique,
+    create_user_assigns_increasing_seq,
+    emails_are_unique_across_tenants,
+    usernames_are_unique_per_tenant,
+    user_lookups,
+    list_users_pages,
+    update_user_round_trips,
+    update_user_refuses_unknown_and_conflicts,
+    create_key_and_lookups,
+    key_names_are_unique_per_owner_among_live_keys,
+    list_keys_newest_first_with_filters_and_totals,
+    update_key_round_trips_every_mutable_field,
+    update_key_refuses_unknown_keys_and_taken_names,
+    tenants_are_isolated,
+    rotation_keeps_the_old_secret_for_the_grace_period,
+    rotation_with_past_grace_drops_the_old_secret,
+    rotating_an_unknown_key_is_not_found,
+    lookup_secret_returns_key_owner_and_expiry,
+    record_usage_adds_counts_and_keeps_newest_time,
+    concurrent_writes_lose_nothing,
+    timestamps_round_trip_at_microsecond_precision,
+);
+
+// ---------------------------------------------------------------------------------------
+// Domain values
+// ---------------------------------------------------------------------------------------
+
+static HASHER: LazyLock<KeyHasher> = LazyLock::new(|| KeyHasher::new(&ServerSecret::generate()));
+
+/// Now, cut to the microsecond the store keeps.
+fn now() -> OffsetDateTime {
+    micro(OffsetDateTime::now_utc())
+}
+
+fn micro(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .expect("a valid nanosecond")
+}
+
+fn grants(entries: &[&str]) -> Grants {
+    Grants::parse(entries).expect("valid grants")
+}
+
+fn metadata(value: serde_json::Value) -> Metadata {
+    value.as_object().expect("a JSON object").clone()
+}
+
+struct NewTenant {
+    tenant: Tenant,
+    space: Space,
+    admin: User,
+}
+
+fn new_tenant(name: &str, admin_email: &str) -> NewTenant {
+    let at = now();
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name: name.to_string(),
+        created_at: at,
+    };
+    let space = Space {
+        id: SpaceId::generate(),
+        tenant_id: tenant.id,
+        seq: 0,
+        name: "Default".to_string(),
+        created_at: at,
+    };
+    let mut admin = new_user(tenant.id, admin_email, "admin");
+    admin.role = Role::Admin;
+    admin.grants = Grants::default();
+    NewTenant {
+        tenant,
+        space,
+        admin,
+    }
+}
+
+/// Creates a tenant and returns it with its administrator as stored (seq assigned).
+async fn tenant(store: &DynStore, name: &str) -> (Tenant, User) {
+    let t = new_tenant(name, &format!("admin@{name}.example"));
+    store
+        .create_tenant(&t.tenant, &t.space, &t.admin)
+        .await
+        .expect("create tenant");
+    let admin = store
+        .user(t.tenant.id, t.admin.id)
+        .await
+        .expect("read admin")
+        .expect("admin exists");
+    (t.tenant, admin)
+}
+
+fn new_user(tenant: TenantId, email: &str, username: &str) -> User {
+    let at = now();
+    User {
+        id: UserId::generate(),
+        tenant_id: tenant,
+        seq: 0,
+        email: email.to_string(),
+        username: username.to_string(),
+        display_name: format!("{username} (display)"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+            .to_string(),
+        role: Role::Member,
+        active: true,
+        grants: grants(&["data.read", "fabric/_system:ro"]),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn user(store: &DynStore, tenant: TenantId, username: &str) -> User {
+    store
+        .create_user(&new_user(
+            tenant,
+            &format!("{username}@{tenant}.example"),
+            username,
+        ))
+        .await
+        .expect("create user")
+}
+
+struct NewKey {
+    key: ApiKey,
+    secret: Secret,
+    stored: KeySecret,
+}
+
+fn new_key(owner: &User, name: &str, door: Door, shape: KeyShape) -> NewKey {
+    let at = now();
+    let secret = shape.generate();
+    let key = ApiKey {
+        id: KeyId::generate(),
+        tenant_id: owner.tenant_id,
+        owner_id: owner.id,
+        seq: 0,
+        name: name.to_string(),
+        door,
+        shape,
+        start: shape.visible_start(secret.expose()),
+        public_id: (shape == KeyShape::Pair).then(keyward_core::keyfmt::generate_public_id),
+        grants: grants(&["data.read"]),
+        metadata: Metadata::new(),
+        enabled: true,
+        created_at: at,
+        updated_at: at,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        use_count: 0,
+    };
+    let stored = KeySecret {
+        hash: HASHER.hash(secret.expose()),
+        key_id: key.id,
+        expires_at: None,
+    };
+    NewKey {
+        key,
+        secret,
+        stored,
+    }
+}
+
+/// Creates a native key and returns it as stored (seq assigned) with its secret.
+async fn key(store: &DynStore, owner: &User, name: &str) -> (ApiKey, Secret) {
+    key_through(store, owner, name, Door::Native).await
+}
+
+async fn key_through(store: &DynStore, owner: &User, name: &str, door: Door) -> (ApiKey, Secret) {
+    let new = new_key(owner, name, door, KeyShape::Native);
+    let key = store
+        .create_key(&new.key, &new.stored)
+        .await
+        .expect("create key");
+    (key, new.secret)
+}
+
+async fn read_key(store: &DynStore, key: &ApiKey) -> ApiKey {
+    store
+        .key(key.tenant_id, key.id)
+        .await
+        .expect("read key")
+        .expect("key exists")
+}
+
+async fn revoke(store: &DynStore, key: &ApiKey) -> ApiKey {
+    let revoked = ApiKey {
+        revoked_at: Some(now()),
+        updated_at: now(),
+        ..key.clone()
+    };
+    store.update_key(&revoked).await.expect("revoke key");
+    revoked
+}
+
+fn names(keys: &[ApiKey]) -> Vec<&str> {
+    keys.iter().map(|k| k.name.as_str()).collect()
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, rule: &str) {
+    match result {
+        Err(StoreError::Conflict(got)) if got == rule => {}
+        other => panic!("expected Conflict({rule:?}), got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenants and spaces
+// ---------------------------------------------------------------------------------------
+
+async fn ping_answers(store: DynStore) {
+    store.ping().await.expect("ping");
+}
+
+async fn tenant_creation_and_lookups(store: DynStore) {
+    assert_eq!(store.tenant_count().await.unwrap(), 0);
+    let t = new_tenant("acme", "root@acme.example");
+    store
+        .create_tenant(&t.tenant, &t.space, &t.admin)
+        .await
+        .unwrap();
+
+    assert_eq!(store.tenant_count().await.unwrap(), 1);
+    assert_eq!(
+        store.tenant(t.tenant.id).await.unwrap(),
+        Some(t.tenant.clone())
+    );
+    assert_eq!(
+        store.tenant_by_name("acme").await.unwrap(),
+        Some(t.tenant.clone())
+    );
+    assert_eq!(store.tenant(TenantId::generate()).await.unwrap(), None);
+    assert_eq!(store.tenant_by_name("ACME").await.unwrap(), None);
+    assert_eq!(store.tenant_by_name("nobody").await.unwrap(), None);
+
+    // The first space and administrator came with it.
+    let spaces = store
+        .list_spaces(t.tenant.id, Page::new(0, 10))
+        .await
+        .unwrap();
+    assert_eq!(spaces.total, 1);
+    assert_eq!(spaces.items.len(), 1);
+    let space = &spaces.items[0];
+    assert!(space.seq > 0, "space seq is assigned: {}", space.seq);
+    assert_eq!(
+        space,
+        &Space {
+            seq: space.seq,
+            ..t.space.clone()
+        }
+    );
+
+    let admin = store
+        .user_by_email("root@acme.example")
+        .await
+        .unwrap()
+        .expect("admin exists");
+    assert!(admin.seq > 0);
+    assert_eq!(
+        admin,
+        User {
+            seq: admin.seq,
+            ..t.admin.clone()
+        }
+    );
+    assert!(admin.is_admin());
+
+    let (second, _) = tenant(&store, "globex").await;
+    assert_eq!(store.tenant_count().await.unwrap(), 2);
+    assert_eq!(store.tenant_by_name("globex").await.unwrap(), Some(second));
+}
+
+async fn tenant_creation_is_all_or_nothing(store: DynStore) {
+    let first = new_tenant("acme", "shared@example.com");
+    store
+        .create_tenant(&first.tenant, &first.space, &first.admin)
+        .await
+        .unwrap();
+
+    // The tenant and space rows would insert; the administrator's email is taken.
+    let second = new_tenant("globex", "shared@example.com");
+    assert_conflict(
+        store
+            .create_tenant(&second.tenant, &second.space, &second.admin)
+            .await,
+        "email",
+    );
+    assert_eq!(store.tenant_count().await.unwrap(), 1);
+    assert_eq!(store.tenant(second.tenant.id).await.unwrap(), None);
+    assert_eq!(store.tenant_by_name("globex").await.unwrap(), None);
+    let spaces = store
+        .list_spaces(second.tenant.id, Page::new(0, 10))
+        .await
+        .unwrap();
+    assert_eq!((spaces.items.len(), spaces.total), (0, 0));
+    assert_eq!(
+        store.user(second.tenant.id, second.admin.id).await.unwrap(),
+        None
+    );
+    // The one user with that email is still the first tenant's.
+    let owner = store
+        .user_by_email("shared@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.tenant_id, first.tenant.id);
+
+    // Nothing was left behind: the same tenant and space go in with another email.
+    let retry = NewTenant {
+        admin: User {
+            email: "boss@globex.example".into(),
+            ..second.admin.clone()
+        },
+        ..second
+    };
+    store
+        .create_tenant(&retry.tenant, &retry.space, &retry.admin)
+        .await
+        .expect("retry with a free email");
+    assert_eq!(store.tenant_count().await.unwrap(), 2);
+    assert_eq!(
+        store.tenant_by_name("globex").await.unwrap(),
+        Some(retry.tenant)
+    );
+}
+
+async fn tenant_names_are_unique(store: DynStore) {
+    tenant(&store, "acme").await;
+    let again = new_tenant("acme", "other@acme.example");
+    assert_conflict(
+        store
+            .create_tenant(&again.tenant, &again.space, &again.admin)
+            .await,
+        "tenant name",
+    );
+    assert_eq!(store.tenant_count().await.unwrap(), 1);
+    assert_eq!(
+        store.user_by_email("other@acme.example").await.unwrap(),
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------
+
+async fn create_user_assigns_increasing_seq(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let mut last = admin.seq;
+    for i in 0..5 {
+        let new = new_user(acme.id, &format!("u{i}@acme.example"), &format!("u{i}"));
+        let created = store.create_user(&new).await.unwrap();
+        assert!(created.seq > last, "seq {} after {last}", created.seq);
+        last = created.seq;
+        // Everything but seq is what was given, and it reads back the same.
+        assert_eq!(
+            created,
+            User {
+                seq: created.seq,
+                ..new
+            }
+        );
+        assert_eq!(
+            store.user(acme.id, created.id).await.unwrap(),
+            Some(created)
+        );
+    }
+}
+
+async fn emails_are_unique_across_tenants(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    store
+        .create_user(&new_user(acme.id, "jo@example.com", "jo"))
+        .await
+        .unwrap();
+
+    assert_conflict(
+        store
+            .create_user(&new_user(acme.id, "jo@example.com", "jo2"))
+            .await,
+        "email",
+    );
+    assert_conflict(
+        store
+            .create_user(&new_user(globex.id, "jo@example.com", "jo"))
+            .await,
+        "email",
+    );
+    let listed = store
+        .list_users(globex.id, Page::new(0, 100))
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 1, "only globex's administrator");
+}
+
+async fn usernames_are_unique_per_tenant(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    store
+        .create_user(&new_user(acme.id, "jo@acme.example", "jo"))
+        .await
+        .unwrap();
+
+    assert_conflict(
+        store
+            .create_user(&new_user(acme.id, "jo2@acme.example", "jo"))
+            .await,
+        "username",
+    );
+    // Another tenant may have its own "jo".
+    let other = store
+        .create_user(&new_user(globex.id, "jo@globex.example", "jo"))
+        .await
+        .expect("same username in another tenant");
+    assert_eq!(
+        store.user_by_username(globex.id, "jo").await.unwrap(),
+        Some(other)
+    );
+}
+
+async fn user_lookups(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    assert_eq!(store.user(acme.id, jo.id).await.unwrap(), Some(jo.clone()));
+    assert_eq!(
+        store.user_by_email(&jo.email).await.unwrap(),
+        Some(jo.clone())
+    );
+    assert_eq!(
+        store.user_by_username(acme.id, "jo").await.unwrap(),
+        Some(jo.clone())
+    );
+    assert_eq!(
+        store.user_by_seq(acme.id, jo.seq).await.unwrap(),
+        Some(jo.clone())
+    );
+
+    // Unknown values and other tenants find nothing.
+    assert_eq!(store.user(acme.id, UserId::generate()).await.unwrap(), None);
+    assert_eq!(store.user(globex.id, jo.id).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email("nobody@acme.example").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.user_by_username(acme.id, "nobody").await.unwrap(),
+        None
+    );
+    assert_eq!(store.user_by_username(globex.id, "jo").await.unwrap(), None);
+    assert_eq!(
+        store.user_by_seq(acme.id, jo.seq + 1000).await.unwrap(),
+        None
+    );
+    assert_eq!(store.user_by_seq(globex.id, jo.seq).await.unwrap(), None);
+}
+
+async fn list_users_pages(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let mut all = vec![admin];
+    for i in 0..6 {
+        all.push(user(&store, acme.id, &format!("u{i}")).await);
+    }
+    user(&store, globex.id, "elsewhere").await;
+
+    let first = store.list_users(acme.id, Page::new(0, 3)).await.unwrap();
+    assert_eq!(first.total, 7);
+    assert_eq!(first.items, all[0..3].to_vec(), "ordered by seq");
+    let second = store.list_users(acme.id, Page::new(3, 3)).await.unwrap();
+    assert_eq!(second.total, 7);
+    assert_eq!(second.items, all[3..6].to_vec());
+    let last = store.list_users(acme.id, Page::new(6, 3)).await.unwrap();
+    assert_eq!(last.total, 7);
+    assert_eq!(last.items, all[6..].to_vec());
+    let past = store.list_users(acme.id, Page::new(50, 3)).await.unwrap();
+    assert_eq!((past.items.len(), past.total), (0, 7));
+    let everything = store.list_users(acme.id, Page::new(0, 1000)).await.unwrap();
+    assert_eq!(everything.items, all);
+
+    let none = store
+        .list_users(TenantId::generate(), Page::new(0, 10))
+        .await
+        .unwrap();
+    assert_eq!((none.items.len(), none.total), (0, 0));
+}
+
+async fn update_user_round_trips(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    let changed = User {
+        email: "joanna@acme.example".into(),
+        username: "joanna".into(),
+        display_name: "Joanna Ö'Brien".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g".into(),
+        role: Role::Admin,
+        active: false,
+        grants: grants(&["data.*", "fabric/_system:rw", "fabric/*:none"]),
+        updated_at: now() + Duration::seconds(5),
+        ..jo.clone()
+    };
+    store.update_user(&changed).await.unwrap();
+    assert_eq!(
+        store.user(acme.id, jo.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store.user_by_email("joanna@acme.example").await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(store.user_by_email(&jo.email).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_username(acme.id, "joanna").await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(store.user_by_username(acme.id, "jo").await.unwrap(), None);
+    // seq and created_at are not the caller's to change.
+    let tampered = User {
+        seq: 9999,
+        created_at: now() + Duration::days(1),
+        ..changed.clone()
+    };
+    store.update_user(&tampered).await.unwrap();
+    assert_eq!(store.user(acme.id, jo.id).await.unwrap(), Some(changed));
+}
+
+async fn update_user_refuses_unknown_and_conflicts(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    assert_not_found(
+        store
+            .update_user(&new_user(acme.id, "ghost@acme.example", "ghost"))
+            .await,
+    );
+    // A user is only changed within its own tenant.
+    assert_not_found(
+        store
+            .update_user(&User {
+                tenant_id: globex.id,
+                display_name: "moved".into(),
+                ..jo.clone()
+            })
+            .await,
+    );
+    assert_conflict(
+        store
+            .update_user(&User {
+                email: admin.email.clone(),
+                ..jo.clone()
+            })
+            .await,
+        "email",
+    );
+    assert_conflict(
+        store
+            .update_user(&User {
+                username: admin.username.clone(),
+                ..jo.clone()
+            })
+            .await,
+        "username",
+    );
+    assert_eq!(store.user(acme.id, jo.id).await.unwrap(), Some(jo));
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------
+
+async fn create_key_and_lookups(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    let mut new = new_key(&jo, "deploy", Door::Native, KeyShape::Native);
+    new.key.grants = grants(&["pinning.unpin", "data.*", "fabric/_system:rw"]);
+    new.key.metadata = metadata(serde_json::json!({"env": "prod", "team": {"id": 7}}));
+    new.key.expires_at = Some(now() + Duration::days(30));
+    let created = store.create_key(&new.key, &new.stored).await.unwrap();
+    assert!(created.seq > 0);
+    let expected = ApiKey {
+        seq: created.seq,
+        ..new.key.clone()
+    };
+    assert_eq!(created, expected);
+
+    // Grants come back in their canonical (sorted) order, which `Grants` equality sees.
+    let stored = read_key(&store, &created).await;
+    assert_eq!(stored.grants.to_strings(), expected.grants.to_strings());
+    let expected = ApiKey {
+        grants: Grants::parse(&expected.grants.to_strings()).unwrap(),
+        ..expected
+    };
+    assert_eq!(stored, expected);
+    assert_eq!(
+        store
+            .key_by_name(acme.id, Some(jo.id), "deploy")
+            .await
+            .unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.key_by_name(acme.id, None, "deploy").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .key_by_name(acme.id, Some(admin.id), "deploy")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.key_by_name(acme.id, None, "other").await.unwrap(),
+        None
+    );
+    assert_eq!(store.key(acme.id, KeyId::generate()).await.unwrap(), None);
+
+    // A key + secret pair is found by its public half.
+    let pair = new_key(&jo, "pinning", Door::W3ipfs, KeyShape::Pair);
+    let public_id = pair.key.public_id.clone().expect("pairs have a public id");
+    let pair_key = store.create_key(&pair.key, &pair.stored).await.unwrap();
+    assert!(pair_key.seq > created.seq, "seq increases");
+    assert_eq!(
+        store.key_by_public_id(&public_id).await.unwrap(),
+        Some(pair_key.clone())
+    );
+    assert_eq!(store.key_by_public_id("0000").await.unwrap(), None);
+    assert_eq!(
+        store
+            .lookup_secret(&HASHER.hash(pair.secret.expose()))
+            .await
+            .unwrap()
+            .map(|m| m.key),
+        Some(pair_key)
+    );
+}
+
+async fn key_names_are_unique_per_owner_among_live_keys(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (first, _) = key(&store, &jo, "ci").await;
+
+    let dup = new_key(&jo, "ci", Door::Octopus, KeyShape::Octopus);
+    assert_conflict(store.create_key(&dup.key, &dup.stored).await, "key name");
+    // The refused key left nothing behind, not even its secret.
+    assert_eq!(store.key(acme.id, dup.key.id).await.unwrap(), None);
+    assert!(store
+        .lookup_secret(&dup.stored.hash)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Another owner may use the name.
+    let (admins, _) = key(&store, &admin, "ci").await;
+    assert_eq!(
+        store
+            .key_by_name(acme.id, Some(admin.id), "ci")
+            .await
+            .unwrap(),
+        Some(admins)
+    );
+
+    // Once revoked, the name is free again, and the live key is the one found by name.
+    revoke(&store, &first).await;
+    assert_eq!(
+        store.key_by_name(acme.id, Some(jo.id), "ci").await.unwrap(),
+        None
+    );
+    let (second, _) = key(&store, &jo, "ci").await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        store.key_by_name(acme.id, Some(jo.id), "ci").await.unwrap(),
+        Some(second.clone())
+    );
+    // And again: several revoked keys may share a name.
+    revoke(&store, &second).await;
+    key(&store, &jo, "ci").await;
+    let all = store
+        .list_keys(
+            acme.id,
+            KeyFilter {
+                owner: Some(jo.id),
+                include_revoked: true,
+                ..KeyFilter::default()
+            },
+            Page::new(0, 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&all.items), ["ci", "ci", "ci"]);
+}
+
+async fn list_keys_newest_first_with_filters_and_totals(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let (globex, globex_admin) = tenant(&store, "globex").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    key_through(&store, &jo, "k1", Door::Native).await;
+    key_through(&store, &admin, "k2", Door::Octopus).await;
+    let (k3, _) = key_through(&store, &jo, "k3", Door::Macrometa).await;
+    key_through(&store, &jo, "k4", Door::Native).await;
+    let (k5, _) = key_through(&store, &admin, "k5", Door::Native).await;
+    key_through(&store, &globex_admin, "elsewhere", Door::Native).await;
+    revoke(&store, &k3).await;
+
+    let list = |filter: KeyFilter, page: Page| {
+        let store = store.clone();
+        async move { store.list_keys(acme.id, filter, page).await.unwrap() }
+    };
+    let all = Page::new(0, 100);
+
+    let live = list(KeyFilter::default(), all).await;
+    assert_eq!(names(&live.items), ["k5", "k4", "k2", "k1"]);
+    assert_eq!(live.total, 4);
+    assert_eq!(live.items[0], read_key(&store, &k5).await);
+
+    let everything = list(
+        KeyFilter {
+            include_revoked: true,
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(names(&everything.items), ["k5", "k4", "k3", "k2", "k1"]);
+    assert_eq!(everything.total, 5);
+    assert!(everything.items[2].revoked_at.is_some());
+
+    let jos = list(
+        KeyFilter {
+            owner: Some(jo.id),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!((names(&jos.items), jos.total), (vec!["k4", "k1"], 2));
+
+    let jos_all = list(
+        KeyFilter {
+            owner: Some(jo.id),
+            include_revoked: true,
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(
+        (names(&jos_all.items), jos_all.total),
+        (vec!["k4", "k3", "k1"], 3)
+    );
+
+    let native = list(
+        KeyFilter {
+            door: Some(Door::Native),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(
+        (names(&native.items), native.total),
+        (vec!["k5", "k4", "k1"], 3)
+    );
+
+    let jos_native = list(
+        KeyFilter {
+            owner: Some(jo.id),
+            door: Some(Door::Native),
+            include_revoked: true,
+        },
+        all,
+    )
+    .await;
+    assert_eq!(
+        (names(&jos_native.items), jos_native.total),
+        (vec!["k4", "k1"], 2)
+    );
+
+    let macrometa = list(
+        KeyFilter {
+            door: Some(Door::Macrometa),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!((macrometa.items.len(), macrometa.total), (0, 0));
+    let macrometa_all = list(
+        KeyFilter {
+            door: Some(Door::Macrometa),
+            include_revoked: true,
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(
+        (names(&macrometa_all.items), macrometa_all.total),
+        (vec!["k3"], 1)
+    );
+    let w3ipfs = list(
+        KeyFilter {
+            door: Some(Door::W3ipfs),
+            include_revoked: true,
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!((w3ipfs.items.len(), w3ipfs.total), (0, 0));
+
+    // Paging keeps the total of the whole listing.
+    let page1 = list(KeyFilter::default(), Page::new(0, 2)).await;
+    assert_eq!((names(&page1.items), page1.total), (vec!["k5", "k4"], 4));
+    let page2 = list(KeyFilter::default(), Page::new(2, 2)).await;
+    assert_eq!((names(&page2.items), page2.total), (vec!["k2", "k1"], 4));
+    let page3 = list(KeyFilter::default(), Page::new(4, 2)).await;
+    assert_eq!((page3.items.len(), page3.total), (0, 4));
+    let odd = list(
+        KeyFilter {
+            include_revoked: true,
+            ..KeyFilter::default()
+        },
+        Page::new(1, 3),
+    )
+    .await;
+    assert_eq!((names(&odd.items), odd.total), (vec!["k4", "k3", "k2"], 5));
+
+    // An owner from another tenant, or another tenant altogether, sees none of these.
+    let foreign_owner = list(
+        KeyFilter {
+            owner: Some(globex_admin.id),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!((foreign_owner.items.len(), foreign_owner.total), (0, 0));
+    let globex_keys = store
+        .list_keys(globex.id, KeyFilter::default(), all)
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(&globex_keys.items), globex_keys.total),
+        (vec!["elsewhere"], 1)
+    );
+}
+
+async fn update_key_round_trips_every_mutable_field(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (created, _) = key(&store, &jo, "before").await;
+
+    // Entries given in canonical order, so that `Grants` compares equal after reading.
+    let new_grants = grants(&[
+        "data.*",
+        "pinning.unpin",
+        "*:none",
+        "fabric/*:ro",
+        "fabric/_system:rw",
+        "fabric/_system/collection/users:none",
+    ]);
+    assert_eq!(Grants::parse(&new_grants.to_strings()).unwrap(), new_grants);
+    let changed = ApiKey {
+        name: "after".into(),
+        start: "kw_ZZZZ".into(),
+        grants: new_grants,
+        metadata: metadata(serde_json::json!({
+            "env": "prod",
+            "owner": {"team": "infra", "ids": [1, 2, 3]},
+            "ratio": 0.25,
+            "flag": true,
+            "nothing": null,
+            "unicode": "clé ✓",
+        })),
+        enabled: false,
+        updated_at: now() + Duration::seconds(1),
+        expires_at: Some(now() + Duration::days(90)),
+        revoked_at: Some(now() + Duration::seconds(2)),
+        ..created.clone()
+    };
+    store.update_key(&changed).await.unwrap();
+    let stored = read_key(&store, &created).await;
+    assert_eq!(stored, changed);
+    assert_eq!(
+        stored.grants.to_strings(),
+        [
+            "data.*",
+            "pinning.unpin",
+            "*:none",
+            "fabric/*:ro",
+            "fabric/_system:rw",
+            "fabric/_system/collection/users:none",
+        ]
+    );
+
+    // And back: every optional field cleared, everything else changed again.
+    let restored = ApiKey {
+        name: "restored".into(),
+        grants: Grants::default(),
+        metadata: Metadata::new(),
+        enabled: true,
+        updated_at: now() + Duration::seconds(3),
+        expires_at: None,
+        revoked_at: None,
+        ..changed.clone()
+    };
+    store.update_key(&restored).await.unwrap();
+    assert_eq!(read_key(&store, &created).await, restored);
+
+    // Fields the store owns are not taken from the update.
+    let tampered = ApiKey {
+        seq: 12345,
+        owner_id: UserId::generate(),
+        door: Door::Octopus,
+        shape: KeyShape::Octopus,
+        public_id: Some("f00".into()),
+        created_at: now() - Duration::days(1),
+        last_used_at: Some(now()),
+        use_count: 99,
+        ..restored.clone()
+    };
+    store.update_key(&tampered).await.unwrap();
+    assert_eq!(read_key(&store, &created).await, restored);
+}
+
+async fn update_key_refuses_unknown_keys_and_taken_names(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (a, _) = key(&store, &jo, "a").await;
+    let (b, _) = key(&store, &jo, "b").await;
+
+    let ghost = new_key(&jo, "ghost", Door::Native, KeyShape::Native).key;
+    assert_not_found(store.update_key(&ghost).await);
+    assert_not_found(
+        store
+            .update_key(&ApiKey {
+                tenant_id: globex.id,
+                enabled: false,
+                ..a.clone()
+            })
+            .await,
+    );
+    assert_conflict(
+        store
+            .update_key(&ApiKey {
+                name: "a".into(),
+                ..b.clone()
+            })
+            .await,
+        "key name",
+    );
+    assert_eq!(read_key(&store, &a).await, a);
+    assert_eq!(read_key(&store, &b).await, b);
+
+    // Un-revoking a key whose name was reused in the meantime is a conflict too.
+    let revoked = revoke(&store, &a).await;
+    let (a2, _) = key(&store, &jo, "a").await;
+    assert_conflict(
+        store
+            .update_key(&ApiKey {
+                revoked_at: None,
+                ..revoked.clone()
+            })
+            .await,
+        "key name",
+    );
+    assert_eq!(read_key(&store, &a).await, revoked);
+    assert_eq!(read_key(&store, &a2).await, a2);
+}
+
+async fn tenants_are_isolated(store: DynStore) {
+    let (acme, acme_admin) = tenant(&store, "acme").await;
+    let (globex, globex_admin) = tenant(&store, "globex").await;
+    let (secret_key, secret) = key(&store, &acme_admin, "shared-name").await;
+    let (globex_key, _) = key(&store, &globex_admin, "shared-name").await;
+
+    assert_eq!(store.key(globex.id, secret_key.id).await.unwrap(), None);
+    assert_eq!(store.key(acme.id, globex_key.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .key_by_name(globex.id, Some(acme_admin.id), "shared-name")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .key_by_name(globex.id, None, "shared-name")
+            .await
+            .unwrap()
+            .map(|k| k.id),
+        Some(globex_key.id)
+    );
+    assert_eq!(
+        store
+            .key_by_name(acme.id, None, "shared-name")
+            .await
+            .unwrap()
+            .map(|k| k.id),
+        Some(secret_key.id)
+    );
+    assert_eq!(store.user(globex.id, acme_admin.id).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_seq(globex.id, acme_admin.seq).await.unwrap(),
+        None
+    );
+
+    // Changes addressed through the wrong tenant touch nothing.
+    assert_not_found(
+        store
+            .update_key(&ApiKey {
+                tenant_id: globex.id,
+                revoked_at: Some(now()),
+                ..secret_key.clone()
+            })
+            .await,
+    );
+    let replacement = KeyShape::Native.generate();
+    let rotated = ApiKey {
+        tenant_id: globex.id,
+        start: KeyShape::Native.visible_start(replacement.expose()),
+        updated_at: now(),
+        ..secret_key.clone()
+    };
+    assert_not_found(
+        store
+            .rotate_key(
+                &rotated,
+                &KeySecret {
+                    hash: HASHER.hash(replacement.expose()),
+                    key_id: secret_key.id,
+                    expires_at: None,
+                },
+                now(),
+            )
+            .await,
+    );
+    assert_eq!(read_key(&store, &secret_key).await, secret_key);
+    let found = store
+        .lookup_secret(&HASHER.hash(secret.expose()))
+        .await
+        .unwrap()
+        .expect("the original secret still works");
+    assert_eq!(found.secret_expires_at, None);
+    assert!(store
+        .lookup_secret(&HASHER.hash(replacement.expose()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets, rotation and usage
+// ---------------------------------------------------------------------------------------
+
+/// A rotation of `key` to a new native secret, as the server would build it.
+fn rotation(key: &ApiKey, at: OffsetDateTime) -> (ApiKey, KeySecret, Secret) {
+    let secret = KeyShape::Native.generate();
+    let rotated = ApiKey {
+        start: KeyShape::Native.visible_start(secret.expose()),
+        updated_at: at,
+        ..key.clone()
+    };
+    let stored = KeySecret {
+        hash: HASHER.hash(secret.expose()),
+        key_id: key.id,
+        expires_at: None,
+    };
+    (rotated, stored, secret)
+}
+
+async fn rotation_keeps_the_old_secret_for_the_grace_period(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (created, old_secret) = key(&store, &jo, "rotating").await;
+
+    let at = now() + Duration::seconds(1);
+    let old_until = at + Duration::hours(24);
+    let (rotated, stored, new_secret) = rotation(&created, at);
+    store
+        .rotate_key(&rotated, &stored, old_until)
+        .await
+        .unwrap();
+
+    assert_eq!(read_key(&store, &created).await, rotated);
+    let new = store
+        .lookup_secret(&HASHER.hash(new_secret.expose()))
+        .await
+        .unwrap()
+        .expect("the new secret works");
+    assert_eq!(new.key, rotated);
+    assert_eq!(new.secret_expires_at, None);
+    let old = store
+        .lookup_secret(&HASHER.hash(old_secret.expose()))
+        .await
+        .unwrap()
+        .expect("the old secret works during the grace period");
+    assert_eq!(old.key, rotated);
+    assert_eq!(old.secret_expires_at, Some(old_until));
+
+    // Rotating again never extends the first secret's grace period, and cuts the
+    // second one's to the new deadline.
+    let at2 = at + Duration::seconds(1);
+    let (rotated2, stored2, newest_secret) = rotation(&rotated, at2);
+    store
+        .rotate_key(&rotated2, &stored2, old_until + Duration::hours(24))
+        .await
+        .unwrap();
+    let expiry = |secret: Secret| {
+        let store = store.clone();
+        async move {
+            store
+                .lookup_secret(&HASHER.hash(secret.expose()))
+                .await
+                .unwrap()
+                .map(|m| m.secret_expires_at)
+        }
+    };
+    assert_eq!(expiry(old_secret.clone()).await, Some(Some(old_until)));
+    assert_eq!(
+        expiry(new_secret.clone()).await,
+        Some(Some(old_until + Duration::hours(24)))
+    );
+    assert_eq!(expiry(newest_secret.clone()).await, Some(None));
+
+    let at3 = at2 + Duration::seconds(1);
+    let earlier = at3 + Duration::minutes(5);
+    let (rotated3, stored3, latest_secret) = rotation(&rotated2, at3);
+    store
+        .rotate_key(&rotated3, &stored3, earlier)
+        .await
+        .unwrap();
+    assert_eq!(expiry(old_secret).await, Some(Some(earlier)));
+    assert_eq!(expiry(new_secret).await, Some(Some(earlier)));
+    assert_eq!(expiry(newest_secret).await, Some(Some(earlier)));
+    assert_eq!(expiry(latest_secret).await, Some(None));
+    assert_eq!(read_key(&store, &created).await, rotated3);
+}
+
+async fn rotation_with_past_grace_drops_the_old_secret(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    // A grace period ending exactly at the rotation: the old secret is gone at once.
+    let (a, a_old) = key(&store, &jo, "now").await;
+    let at = now() + Duration::seconds(1);
+    let (rotated, stored, a_new) = rotation(&a, at);
+    store.rotate_key(&rotated, &stored, at).await.unwrap();
+    assert!(store
+        .lookup_secret(&HASHER.hash(a_old.expose()))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .lookup_secret(&HASHER.hash(a_new.expose()))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Ending before it: gone too.
+    let (b, b_old) = key(&store, &jo, "past").await;
+    let (rotated, stored, b_new) = rotation(&b, at);
+    store
+        .rotate_key(&rotated, &stored, at - Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(store
+        .lookup_secret(&HASHER.hash(b_old.expose()))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .lookup_secret(&HASHER.hash(b_new.expose()))
+            .await
+            .unwrap()
+            .map(|m| m.key),
+        Some(rotated.clone())
+    );
+
+    // A secret whose grace period ran out by the next rotation is dropped then.
+    let (c, c_first) = key(&store, &jo, "twice").await;
+    let (rotated, stored, c_second) = rotation(&c, at);
+    store
+        .rotate_key(&rotated, &stored, at + Duration::seconds(10))
+        .await
+        .unwrap();
+    let later = at + Duration::seconds(20);
+    let (rotated2, stored2, c_third) = rotation(&rotated, later);
+    store
+        .rotate_key(&rotated2, &stored2, later + Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(store
+        .lookup_secret(&HASHER.hash(c_first.expose()))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .lookup_secret(&HASHER.hash(c_second.expose()))
+            .await
+            .unwrap()
+            .map(|m| m.secret_expires_at),
+        Some(Some(later + Duration::hours(1)))
+    );
+    assert!(store
+        .lookup_secret(&HASHER.hash(c_third.expose()))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn rotating_an_unknown_key_is_not_found(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let ghost = new_key(&jo, "ghost", Door::Native, KeyShape::Native).key;
+    let (rotated, stored, secret) = rotation(&ghost, now());
+    assert_not_found(store.rotate_key(&rotated, &stored, now()).await);
+    assert!(store
+        .lookup_secret(&HASHER.hash(secret.expose()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn lookup_secret_returns_key_owner_and_expiry(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (created, secret) = key(&store, &jo, "lookup").await;
+
+    let found = store
+        .lookup_secret(&HASHER.hash(secret.expose()))
+        .await
+        .unwrap()
+        .expect("the secret finds its key");
+    assert_eq!(found.key, created);
+    assert_eq!(found.owner, jo);
+    assert_eq!(found.secret_expires_at, None);
+
+    // The owner is read as it is now, not as it was when the key was made.
+    let renamed = User {
+        display_name: "Jo Renamed".into(),
+        active: false,
+        updated_at: now() + Duration::seconds(1),
+        ..jo.clone()
+    };
+    store.update_user(&renamed).await.unwrap();
+    let found = store
+        .lookup_secret(&HASHER.hash(secret.expose()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.owner, renamed);
+
+    // A secret stored with its own expiry reports it.
+    let mut expiring = new_key(&jo, "expiring", Door::Octopus, KeyShape::Octopus);
+    let until = now() + Duration::minutes(10);
+    expiring.stored.expires_at = Some(until);
+    let expiring_key = store
+        .create_key(&expiring.key, &expiring.stored)
+        .await
+        .unwrap();
+    let found = store
+        .lookup_secret(&HASHER.hash(expiring.secret.expose()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key, expiring_key);
+    assert_eq!(found.secret_expires_at, Some(until));
+
+    // Revoked and disabled keys are still found: deciding is the caller's job.
+    let revoked = revoke(&store, &created).await;
+    let found = store
+        .lookup_secret(&HASHER.hash(secret.expose()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key, revoked);
+
+    assert!(store
+        .lookup_secret(&HASHER.hash("kw_not-a-stored-secret"))
+        .await
+        .unwrap()
+        .is_none());
+    let other_server = KeyHasher::new(&ServerSecret::generate());
+    assert!(store
+        .lookup_secret(&other_server.hash(secret.expose()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn record_usage_adds_counts_and_keeps_newest_time(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (a, _) = key(&store, &jo, "a").await;
+    let (b, _) = key(&store, &jo, "b").await;
+    let (c, _) = key(&store, &jo, "c").await;
+
+    store.record_usage(&[]).await.unwrap();
+    assert_eq!(read_key(&store, &a).await, a);
+
+    let t1 = now();
+    let t2 = t1 + Duration::seconds(30);
+    let t3 = t1 + Duration::seconds(60);
+    store
+        .record_usage(&[
+            KeyUsage {
+                key_id: a.id,
+                last_used_at: t2,
+                uses: 3,
+            },
+            KeyUsage {
+                key_id: b.id,
+                last_used_at: t1,
+                uses: 1,
+            },
+        ])
+        .await
+        .unwrap();
+    let got = read_key(&store, &a).await;
+    assert_eq!((got.use_count, got.last_used_at), (3, Some(t2)));
+    let got = read_key(&store, &b).await;
+    assert_eq!((got.use_count, got.last_used_at), (1, Some(t1)));
+
+    // An older report adds its count but does not move last_used_at back; a newer one
+    // moves it on; several entries for one key in a batch all count.
+    store
+        .record_usage(&[
+            KeyUsage {
+                key_id: a.id,
+                last_used_at: t1,
+                uses: 2,
+            },
+            KeyUsage {
+                key_id: b.id,
+                last_used_at: t3,
+                uses: 4,
+            },
+            KeyUsage {
+                key_id: b.id,
+                last_used_at: t2,
+                uses: 5,
+            },
+        ])
+        .await
+        .unwrap();
+    let got = read_key(&store, &a).await;
+    assert_eq!((got.use_count, got.last_used_at), (5, Some(t2)));
+    let got = read_key(&store, &b).await;
+    assert_eq!((got.use_count, got.last_used_at), (10, Some(t3)));
+    // Usage of one key leaves the others alone, and nothing else of the key changes.
+    assert_eq!(read_key(&store, &c).await, c);
+    assert_eq!(
+        read_key(&store, &a).await,
+        ApiKey {
+            use_count: 5,
+            last_used_at: Some(t2),
+            ..a.clone()
+        }
+    );
+
+    // Usage of a key that no longer exists is dropped without failing the batch.
+    store
+        .record_usage(&[
+            KeyUsage {
+                key_id: KeyId::generate(),
+                last_used_at: t3,
+                uses: 7,
+            },
+            KeyUsage {
+                key_id: c.id,
+                last_used_at: t3,
+                uses: 1,
+            },
+        ])
+        .await
+        .unwrap();
+    let got = read_key(&store, &c).await;
+    assert_eq!((got.use_count, got.last_used_at), (1, Some(t3)));
+
+    // Counts and last use travel with the key to lookups and listings.
+    let listed = store
+        .list_keys(acme.id, KeyFilter::default(), Page::new(0, 10))
+        .await
+        .unwrap();
+    let counts: Vec<(&str, i64)> = listed
+        .items
+        .iter()
+        .map(|k| (k.name.as_str(), k.use_count))
+        .collect();
+    assert_eq!(counts, [("c", 1), ("b", 10), ("a", 5)]);
+}
+
+async fn concurrent_writes_lose_nothing(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (hot, _) = key(&store, &jo, "hot").await;
+
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = store.clone();
+        let jo = jo.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                store
+                    .record_usage(&[KeyUsage {
+                        key_id: hot.id,
+                        last_used_at: now(),
+                        uses: 1,
+                    }])
+                    .await
+                    .expect("record usage");
+                let new = new_key(
+                    &jo,
+                    &format!("w{worker}-{i}"),
+                    Door::Native,
+                    KeyShape::Native,
+                );
+                let created = store
+                    .create_key(&new.key, &new.stored)
+                    .await
+                    .expect("create key");
+                seqs.push(created.seq);
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.expect("worker"));
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 80, "every key got its own seq");
+    assert_eq!(read_key(&store, &hot).await.use_count, 80);
+    let listed = store
+        .list_keys(acme.id, KeyFilter::default(), Page::new(0, 1))
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 81);
+}
+
+async fn timestamps_round_trip_at_microsecond_precision(store: DynStore) {
+    use time::macros::datetime;
+
+    let moments = [
+        datetime!(2024-02-29 23:59:59.999_999 UTC),
+        datetime!(2001-01-01 00:00:00.000_001 UTC),
+        datetime!(1970-01-01 00:00:00 UTC),
+        datetime!(1969-12-31 23:59:59.999_999 UTC),
+        // Another offset is the same instant, read back in UTC.
+        datetime!(2030-06-15 12:34:56.123_456 +05:30),
+        datetime!(9999-12-31 23:59:59.999_999 UTC),
+    ];
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+
+    for (i, at) in moments.into_iter().enumerate() {
+        let mut new = new_key(&jo, &format!("t{i}"), Door::Native, KeyShape::Native);
+        new.key.created_at = at;
+        new.key.updated_at = at;
+        new.key.expires_at = Some(at);
+        new.key.revoked_at = Some(at);
+        new.stored.expires_at = Some(at);
+        let created = store.create_key(&new.key, &new.stored).await.unwrap();
+        let stored = read_key(&store, &created).await;
+        assert_eq!(stored.created_at, at, "created_at {at}");
+        assert_eq!(stored.updated_at, at);
+        assert_eq!(stored.expires_at, Some(at));
+        assert_eq!(stored.revoked_at, Some(at));
+        assert_eq!(stored.created_at.offset(), time::UtcOffset::UTC);
+        let found = store
+            .lookup_secret(&new.stored.hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.secret_expires_at, Some(at));
+
+        store
+            .record_usage(&[KeyUsage {
+                key_id: created.id,
+                last_used_at: at,
+                uses: 1,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(read_key(&store, &created).await.last_used_at, Some(at));
+
+        let mut u = new_user(acme.id, &format!("t{i}@acme.example"), &format!("t{i}"));
+        u.created_at = at;
+        u.updated_at = at;
+        let u = store.create_user(&u).await.unwrap();
+        let back = store.user(acme.id, u.id).await.unwrap().unwrap();
+        assert_eq!((back.created_at, back.updated_at), (at, at));
+    }
+
+    // Microseconds that differ stay apart: last_used_at moves on by one microsecond.
+    let (k, _) = key(&store, &jo, "tick").await;
+    let t = now();
+    for at in [t, t + Duration::microseconds(1)] {
+        store
+            .record_usage(&[KeyUsage {
+                key_id: k.id,
+                last_used_at: at,
+                uses: 1,
+            }])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        read_key(&store, &k).await.last_used_at,
+        Some(t + Duration::microseconds(1))
+    );
+
+    let t = new_tenant("timely", "root@timely.example");
+    let tenant_at = datetime!(2025-07-04 01:02:03.456_789 UTC);
+    let tenant_record = Tenant {
+        created_at: tenant_at,
+        ..t.tenant.clone()
+    };
+    store
+        .create_tenant(&tenant_record, &t.space, &t.admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant(t.tenant.id).await.unwrap().unwrap().created_at,
+        tenant_at
+    );
+}
