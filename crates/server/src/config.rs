@@ -1,0 +1,56 @@
+//! What `keyward serve` needs to run. The CLI fills it from flags, `KEYWARD_*`
+//! environment variables and a TOML file, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen (`127.0.0.1:8080` by default).
+    pub listen: SocketAddr,
+    /// Holds the SQLite database and the server secret file.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL instead of SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The server secret as 64 hex characters; read from or written to
+    /// `data_dir/secret` when absent.
+    pub secret_hex: Option<String>,
+    /// The first administrator, created on first start with an empty database.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    /// How long a login session (JWT) lasts.
+    pub session_ttl: Duration,
+    /// How many verified keys each node keeps in memory.
+    pub cache_capacity: u64,
+    /// How often batched last-used times and counters are written.
+    pub usage_flush_interval: Duration,
+}
+
+impl ServeConfig {
+    pub const DEFAULT_LISTEN: &'static str = "127.0.0.1:8080";
+    pub const DEFAULT_DATA_DIR: &'static str = "./keyward-data";
+
+    /// The defaults that work on a laptop.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen,
+            data_dir,
+            database_url: None,
+            secret_hex: None,
+            admin_email: None,
+            admin_password: None,
+            session_ttl: Duration::from_secs(3600),
+            cache_capacity: 1_000_000,
+            usage_flush_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The database URL in effect: PostgreSQL if given, else SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("keyward.db").display()),
+        }
+    }
+}

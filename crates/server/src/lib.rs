@@ -1,0 +1,57 @@
+//! Keyward's HTTP layer: the native API, one module per vendor dialect, and the server
+//! that runs them over the core and the store.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod native;
+pub mod server;
+pub mod service;
+pub mod verifier;
+pub mod views;
+
+pub use config::ServeConfig;
+pub use server::{create_tenant, serve, start, RunningServer};
+pub use service::Keyward;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use std::sync::Arc;
+
+pub type AppState = Arc<Keyward>;
+
+/// Every door's routes over one application.
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .merge(native::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError(error::Failure::NotFound("route".into()))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let body = serde_json::json!({
+        "message": "method not allowed on this route",
+        "error_code": "MethodNotAllowed",
+        "details": null,
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body))
+}
+
+/// A panic is a bug; the client still gets a well-formed answer and the node lives on.
+fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    tracing::error!("a request handler panicked");
+    error::ApiError(error::Failure::Internal("panic".into())).into_response()
+}

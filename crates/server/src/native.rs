@@ -1,0 +1,435 @@
+//! The native door: `/v0/...` and the health endpoints.
+
+use crate::auth::Auth;
+use crate::body::JsonBody;
+use crate::error::{ApiResult, Failure};
+use crate::service::{KeyPatch, NewKey, NewUser, UserPatch};
+use crate::views::{KeyView, PageView, UserView};
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyward_core::{validate, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
+use keyward_store::KeyFilter;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v0/auth/login", post(login))
+        .route("/v0/me", get(me))
+        .route("/v0/users", post(create_user).get(list_users))
+        .route("/v0/users/{id}", get(get_user).patch(update_user))
+        .route("/v0/api_keys", post(create_key).get(list_keys))
+        .route(
+            "/v0/api_keys/{id}",
+            get(get_key).patch(update_key).delete(revoke_key),
+        )
+        .route("/v0/api_keys/{id}/rotate", post(rotate_key))
+        .route("/v0/keys/verify", post(verify_key))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Err(err) => {
+            tracing::warn!(%err, "store not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "message": "the store does not answer" })),
+            )
+        }
+    }
+}
+
+// ---- Request parsing helpers ----
+
+/// Query strings with a clear 400 instead of axum's plain-text rejection.
+fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, Failure> {
+    q.map(|Query(t)| t)
+        .map_err(|e| Failure::BadRequest(format!("invalid query string: {}", e.body_text())))
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Failure> {
+    text.parse()
+        .map_err(|_| Failure::BadRequest(format!("'{text}' is not a valid {what} id (a UUID)")))
+}
+
+fn grants(entries: Option<Vec<String>>) -> Result<Option<Grants>, Failure> {
+    entries
+        .map(|e| Grants::parse(&e))
+        .transpose()
+        .map_err(|e| in_permissions(e.into()))
+}
+
+/// A bad entry of a `permissions` list is reported against that field, whichever part
+/// of the entry (permission, path or access level) the core refused.
+fn in_permissions(failure: Failure) -> Failure {
+    match failure {
+        Failure::Validation { message, .. } => Failure::Validation {
+            field: "permissions".into(),
+            message,
+        },
+        other => other,
+    }
+}
+
+fn metadata(value: Option<Value>) -> Result<keyward_core::Metadata, Failure> {
+    Ok(match value {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => validate::metadata(&v)?,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Page {
+        Page::new(self.offset.unwrap_or(0), self.limit.unwrap_or(50))
+    }
+}
+
+fn page_view<T, V>(
+    paged: keyward_core::Paged<T>,
+    page: Page,
+    view: impl Fn(&T) -> V,
+) -> PageView<V> {
+    PageView {
+        items: paged.items.iter().map(view).collect(),
+        total: paged.total,
+        offset: page.offset,
+        limit: page.limit,
+    }
+}
+
+// ---- Sessions ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Json<Value>> {
+    let (user, token, expires_at) = app.login(&req.email, &req.password).await?;
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": rfc3339(expires_at),
+        "user": UserView::of(&user),
+    })))
+}
+
+async fn me(State(app): State<AppState>, Auth(principal): Auth) -> ApiResult<Json<Value>> {
+    let tenant = app.store.tenant(principal.tenant_id()).await?;
+    Ok(Json(json!({
+        "user": UserView::of(&principal.user),
+        "tenant": tenant.map(|t| json!({ "id": t.id, "name": t.name })),
+        "via": if principal.key.is_some() { "api_key" } else { "session" },
+        "key": principal.key.as_ref().map(KeyView::of),
+    })))
+}
+
+// ---- Users ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserRequest {
+    email: String,
+    password: String,
+    username: Option<String>,
+    display_name: Option<String>,
+    role: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+fn role(text: &str) -> Result<Role, Failure> {
+    Role::parse(text).ok_or_else(|| Failure::Validation {
+        field: "role".into(),
+        message: format!("'{text}' is not a role: use 'member' or 'admin'"),
+    })
+}
+
+async fn create_user(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(req): JsonBody<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let request = NewUser {
+        email: req.email,
+        password: req.password,
+        username: req.username,
+        display_name: req.display_name,
+        role: req
+            .role
+            .as_deref()
+            .map(role)
+            .transpose()?
+            .unwrap_or(Role::Member),
+        grants: grants(req.permissions)?,
+    };
+    let user = app.create_user(&principal, request).await?;
+    Ok((StatusCode::CREATED, Json(UserView::of(&user))))
+}
+
+async fn list_users(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Json<PageView<UserView>>> {
+    let page = query(q)?.page();
+    let users = app.list_users(&principal, page).await?;
+    Ok(Json(page_view(users, page, UserView::of)))
+}
+
+async fn get_user(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    let user = app
+        .get_user(&principal, parse_id::<UserId>(&id, "user")?)
+        .await?;
+    Ok(Json(UserView::of(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserRequest {
+    display_name: Option<String>,
+    password: Option<String>,
+    role: Option<String>,
+    active: Option<bool>,
+    permissions: Option<Vec<String>>,
+}
+
+async fn update_user(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateUserRequest>,
+) -> ApiResult<Json<UserView>> {
+    let patch = UserPatch {
+        display_name: req.display_name,
+        password: req.password,
+        role: req.role.as_deref().map(role).transpose()?,
+        active: req.active,
+        grants: grants(req.permissions)?,
+    };
+    let user = app
+        .update_user(&principal, parse_id(&id, "user")?, patch)
+        .await?;
+    Ok(Json(UserView::of(&user)))
+}
+
+// ---- Keys ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKeyRequest {
+    name: String,
+    permissions: Option<Vec<String>>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    metadata: Option<Value>,
+    owner_id: Option<UserId>,
+}
+
+async fn create_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(req): JsonBody<CreateKeyRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let request = NewKey {
+        name: req.name,
+        grants: grants(req.permissions)?,
+        expires_at: req.expires_at,
+        metadata: metadata(req.metadata)?,
+        owner: req.owner_id,
+        door: Door::Native,
+        shape: KeyShape::Native,
+    };
+    let issued = app.create_key(&principal, request).await?;
+    let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
+    body["api_key"] = Value::String(issued.secret.expose().to_string());
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListKeysQuery {
+    offset: Option<u64>,
+    limit: Option<u64>,
+    owner_id: Option<UserId>,
+    include_revoked: Option<bool>,
+}
+
+async fn list_keys(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    q: Result<Query<ListKeysQuery>, QueryRejection>,
+) -> ApiResult<Json<PageView<KeyView>>> {
+    let q = query(q)?;
+    let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
+    let filter = KeyFilter {
+        owner: q.owner_id,
+        door: None,
+        include_revoked: q.include_revoked.unwrap_or(false),
+    };
+    let keys = app.list_keys(&principal, filter, page).await?;
+    Ok(Json(page_view(keys, page, KeyView::of)))
+}
+
+async fn get_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    let key = app
+        .get_key(&principal, parse_id::<KeyId>(&id, "key")?, false)
+        .await?;
+    Ok(Json(KeyView::of(&key)))
+}
+
+/// `expires_at: null` clears the expiry; an absent field leaves it alone.
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateKeyRequest {
+    name: Option<String>,
+    permissions: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    expires_at: Option<Option<OffsetDateTime>>,
+    metadata: Option<Value>,
+    enabled: Option<bool>,
+}
+
+async fn update_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateKeyRequest>,
+) -> ApiResult<Json<KeyView>> {
+    let patch = KeyPatch {
+        name: req.name,
+        grants: grants(req.permissions)?,
+        expires_at: req.expires_at,
+        metadata: req.metadata.map(|m| metadata(Some(m))).transpose()?,
+        enabled: req.enabled,
+    };
+    let key = app
+        .update_key(&principal, parse_id(&id, "key")?, patch)
+        .await?;
+    Ok(Json(KeyView::of(&key)))
+}
+
+async fn revoke_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<KeyView>> {
+    let key = app.revoke_key(&principal, parse_id(&id, "key")?).await?;
+    Ok(Json(KeyView::of(&key)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    grace_seconds: Option<u64>,
+}
+
+async fn rotate_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> ApiResult<Json<Value>> {
+    // The body is optional: an empty one means "no grace period". Read through
+    // `read_body` so that an oversized one gets the native 413, not axum's plain text.
+    let body = crate::body::read_body(request).await?;
+    let req: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateRequest::default()
+    } else {
+        crate::body::parse_json(&body)?
+    };
+    let grace = Duration::from_secs(req.grace_seconds.unwrap_or(0));
+    let (issued, old_until) = app
+        .rotate_key(&principal, parse_id(&id, "key")?, grace)
+        .await?;
+    let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
+    body["api_key"] = Value::String(issued.secret.expose().to_string());
+    body["previous_expires_at"] = Value::String(rfc3339(old_until));
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PermissionQuery {
+    Expression(String),
+    AllOf(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    key: String,
+    permissions: Option<PermissionQuery>,
+}
+
+async fn verify_key(
+    State(app): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> ApiResult<Json<Value>> {
+    let query = match &req.permissions {
+        None => None,
+        Some(PermissionQuery::Expression(text)) => {
+            Some(keyward_core::Query::parse(text).map_err(|e| in_permissions(e.into()))?)
+        }
+        Some(PermissionQuery::AllOf(list)) => {
+            Some(keyward_core::Query::all_of(list).map_err(|e| in_permissions(e.into()))?)
+        }
+    };
+    let verdict = app.verify_key(&principal, &req.key, query.as_ref()).await?;
+    let key = verdict.matched().map(|m| &m.key);
+    Ok(Json(json!({
+        "valid": verdict.code.is_valid(),
+        "code": verdict.code.as_str(),
+        "key_id": key.map(|k| k.id),
+        "name": key.map(|k| k.name.clone()),
+        "owner_id": key.map(|k| k.owner_id),
+        "permissions": key.map(|k| k.grants.to_strings()),
+        "expires_at": key.and_then(|k| k.expires_at).map(rfc3339),
+        "metadata": key.map(|k| k.metadata.clone()),
+    })))
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times format")
+}

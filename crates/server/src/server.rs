@@ -1,0 +1,257 @@
+//! Starting and stopping a node: the data directory, the server secret, the first
+//! tenant, the listener, the usage flusher and graceful shutdown.
+
+use crate::config::ServeConfig;
+use crate::jwt::Sessions;
+use crate::service::Keyward;
+use crate::verifier::Verifier;
+use anyhow::{bail, Context};
+use keyward_core::{
+    password, principal, validate, KeyHasher, Role, ServerSecret, Space, SpaceId, Tenant, TenantId,
+    User, UserId,
+};
+use keyward_store::DynStore;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@keyward.local";
+pub const DEFAULT_TENANT: &str = "default";
+pub const DEFAULT_SPACE: &str = "Default";
+
+/// A node that is up and serving.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub app: Arc<Keyward>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, flushes counters, closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Runs until the process gets SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Opens the store, prepares the first tenant if the store is empty, binds the
+/// listener and starts serving. Prints the first administrator's credentials (once,
+/// to standard output) when it had to generate them.
+pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let secret = load_or_create_secret(&config)?;
+    let store = keyward_store::open(&config.effective_database_url()).await?;
+    bootstrap(&store, &config).await?;
+    let app = Arc::new(Keyward {
+        verifier: Verifier::new(
+            KeyHasher::new(&secret),
+            store.clone(),
+            config.cache_capacity,
+        ),
+        store,
+        sessions: Sessions::new(&secret, config.session_ttl),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let flusher = spawn_usage_flusher(app.clone(), config.usage_flush_interval, stopped.clone());
+    let router = crate::router(app.clone());
+    let serving_app = app.clone();
+    let task = tokio::spawn(async move {
+        let mut stopped = stopped;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                while !*stopped.borrow_and_update() {
+                    if stopped.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await?;
+        flusher.await.ok();
+        if let Err(err) = serving_app.verifier.flush_usage().await {
+            tracing::warn!(%err, "could not flush usage counters at shutdown");
+        }
+        serving_app.store.close().await;
+        Ok(())
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        app,
+        stop,
+        task,
+    })
+}
+
+fn spawn_usage_flusher(
+    app: Arc<Keyward>,
+    every: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(err) = app.verifier.flush_usage().await {
+                        tracing::warn!(%err, "could not flush usage counters; will retry");
+                    }
+                }
+                _ = stopped.changed() => return,
+            }
+        }
+    })
+}
+
+/// The server secret: from the configuration, else from `data_dir/secret`, else a new
+/// one written there readable by the owner only.
+fn load_or_create_secret(config: &ServeConfig) -> anyhow::Result<ServerSecret> {
+    if let Some(hex) = &config.secret_hex {
+        return ServerSecret::from_hex(hex).map_err(|e| anyhow::anyhow!("KEYWARD_SECRET: {e}"));
+    }
+    let path = config.data_dir.join("secret");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return ServerSecret::from_hex(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let secret = ServerSecret::generate();
+    write_private_file(&path, &secret.to_hex())?;
+    Ok(secret)
+}
+
+/// Writes a file that only its owner may read (mode 0600 from the start).
+pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// On an empty store, creates the default tenant, its default space and its first
+/// administrator.
+async fn bootstrap(store: &DynStore, config: &ServeConfig) -> anyhow::Result<()> {
+    if store.tenant_count().await? > 0 {
+        return Ok(());
+    }
+    let email = config
+        .admin_email
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (
+            keyward_core::random::string_from(
+                b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+                20,
+            ),
+            true,
+        ),
+    };
+    create_tenant(store, DEFAULT_TENANT, &email, &password).await?;
+    // Standard output, not the log: a person reads it once at first start.
+    println!("Keyward: created tenant '{DEFAULT_TENANT}' with administrator {email}");
+    if generated {
+        println!("Keyward: log in with email {email} and password {password}");
+        println!("Keyward: this password is shown only now; change it or set KEYWARD_ADMIN_PASSWORD on first start");
+    }
+    Ok(())
+}
+
+/// Creates a tenant with a default space and an administrator (also used by
+/// `keyward tenant create`).
+pub async fn create_tenant(
+    store: &DynStore,
+    name: &str,
+    admin_email: &str,
+    admin_password: &str,
+) -> anyhow::Result<(Tenant, User)> {
+    let name = validate::name("tenant", name)?;
+    let email = validate::email(admin_email)?;
+    if let Err(err) = validate::password(admin_password) {
+        bail!("administrator password: {err}");
+    }
+    let now = OffsetDateTime::now_utc();
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name,
+        created_at: now,
+    };
+    let space = Space {
+        id: SpaceId::generate(),
+        tenant_id: tenant.id,
+        seq: 0,
+        name: DEFAULT_SPACE.to_string(),
+        created_at: now,
+    };
+    let password = admin_password.to_string();
+    let password_hash =
+        tokio::task::spawn_blocking(move || password::hash_password(&password)).await?;
+    let admin = User {
+        id: UserId::generate(),
+        tenant_id: tenant.id,
+        seq: 0,
+        username: "root".to_string(),
+        display_name: "Administrator".to_string(),
+        email,
+        password_hash,
+        role: Role::Admin,
+        active: true,
+        grants: principal::default_member_grants(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_tenant(&tenant, &space, &admin).await?;
+    Ok((tenant, admin))
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs `keyward serve` until a signal.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    println!("Keyward listening on http://{}", running.addr);
+    running.run_until_signal().await
+}
