@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod dialects;
 pub mod error;
 pub mod jwt;
 pub mod native;
@@ -27,6 +28,7 @@ pub type AppState = Arc<Keyward>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(native::routes())
+        .merge(dialects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
