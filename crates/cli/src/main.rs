@@ -1,1 +1,224 @@
-fn main() {}
+//! `keyward`: runs the server, administers a store, and talks to a running server.
+
+mod client;
+mod commands;
+mod output;
+mod settings;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "API-key management and authentication server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (SQLite in the data directory unless --database-url is given).
+    Serve(settings::ServeArgs),
+    /// Apply the store's migrations and exit.
+    Migrate(settings::StoreArgs),
+    /// Manage tenants directly in the store (no server needed).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Log in to a running server and keep the session token for the other commands.
+    Login(LoginArgs),
+    /// Forget the stored session.
+    Logout(ClientArgs),
+    /// Show who the current credential is.
+    Me(ClientArgs),
+    /// Create, list, inspect, rotate, revoke and verify API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create and list users (administrators).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with a default space and its first administrator.
+    Create {
+        #[command(flatten)]
+        store: settings::StoreArgs,
+        /// The tenant's unique name.
+        #[arg(long)]
+        name: String,
+        #[arg(long = "tenant-admin-email")]
+        admin_email: String,
+        /// Prefer KEYWARD_TENANT_ADMIN_PASSWORD: flags show up in process lists.
+        #[arg(
+            long = "tenant-admin-password",
+            env = "KEYWARD_TENANT_ADMIN_PASSWORD",
+            hide_env_values = true
+        )]
+        admin_password: String,
+    },
+}
+
+/// Where the server is and how the client reads and writes its session.
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// The server's URL (default: the one you logged in to).
+    #[arg(long, env = "KEYWARD_URL")]
+    url: Option<String>,
+    /// A session token or API key to use instead of the stored session.
+    #[arg(long, env = "KEYWARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The client's session file (default: ~/.config/keyward/client.toml).
+    #[arg(long, env = "KEYWARD_CLIENT_CONFIG")]
+    client_config: Option<PathBuf>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[arg(long)]
+    email: String,
+    /// Read the password from standard input (else KEYWARD_PASSWORD, else a prompt).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed this once.
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        name: String,
+        /// A permission (repeatable): `invoices.read`, `data.*`, `fabric/_system:ro`.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// When the key stops working (RFC 3339).
+        #[arg(long, conflicts_with = "expires_in")]
+        expires_at: Option<String>,
+        /// How long the key works: `90s`, `15m`, `12h`, `30d`.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Free JSON attributes.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// List keys, newest first (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one key.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
+    /// Give a key a new secret; the old one works for the grace period only.
+    Rotate {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u64,
+    },
+    /// Check a key (exit status 0 when valid, 1 otherwise).
+    Verify {
+        #[command(flatten)]
+        client: ClientArgs,
+        key: String,
+        /// Required permissions, such as `a AND (b OR c)`.
+        #[arg(long)]
+        permissions: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user.
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        email: String,
+        /// Prefer KEYWARD_NEW_USER_PASSWORD: flags show up in process lists.
+        #[arg(long, env = "KEYWARD_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the runtime: {err}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Errors are one line on standard error and a non-zero exit.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("keyward: error: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    use commands::*;
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Tenant(TenantCommand::Create {
+            store,
+            name,
+            admin_email,
+            admin_password,
+        }) => create_tenant(store, &name, &admin_email, &admin_password).await,
+        Command::Login(args) => login(args).await,
+        Command::Logout(args) => logout(args),
+        Command::Me(args) => me(args).await,
+        Command::Keys(command) => keys(command).await,
+        Command::Users(command) => users(command).await,
+    }
+}

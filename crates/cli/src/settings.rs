@@ -1,0 +1,122 @@
+//! The server's settings: flags, then `KEYWARD_*` environment variables (clap reads both),
+//! then a TOML file, then defaults that work on a laptop.
+
+use anyhow::Context;
+use clap::Args;
+use keyward_server::ServeConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the store is: enough for `migrate` and `tenant create`.
+#[derive(Args, Clone, Default)]
+pub struct StoreArgs {
+    /// SQLite database and server secret live here.
+    #[arg(long, env = "KEYWARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://...` to use PostgreSQL instead of SQLite.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// A TOML file with the same settings (`listen`, `data_dir`, ...).
+    #[arg(long, env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to serve on.
+    #[arg(long, env = "KEYWARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The server secret, 64 hex characters, the same on every node.
+    #[arg(long, env = "KEYWARD_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The first administrator's email (first start only).
+    #[arg(long, env = "KEYWARD_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// The first administrator's password (first start only; generated if absent).
+    #[arg(long, env = "KEYWARD_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Lifetime of login tokens.
+    #[arg(long, env = "KEYWARD_SESSION_TTL_SECONDS")]
+    pub session_ttl_seconds: Option<u64>,
+    /// Verified keys kept in memory per node.
+    #[arg(long, env = "KEYWARD_CACHE_CAPACITY")]
+    pub cache_capacity: Option<u64>,
+    /// How often batched last-used times are written.
+    #[arg(long, env = "KEYWARD_USAGE_FLUSH_SECONDS")]
+    pub usage_flush_seconds: Option<u64>,
+}
+
+/// The TOML file: the same names as the flags, with underscores.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    secret: Option<String>,
+    admin_email: Option<String>,
+    admin_password: Option<String>,
+    session_ttl_seconds: Option<u64>,
+    cache_capacity: Option<u64>,
+    usage_flush_seconds: Option<u64>,
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in configuration file {}", path.display()))
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = read_file(self.store.config.as_deref())?;
+        let listen = match self.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => ServeConfig::DEFAULT_LISTEN.parse()?,
+        };
+        let data_dir = self
+            .store
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(ServeConfig::DEFAULT_DATA_DIR));
+        let mut config = ServeConfig::new(listen, data_dir);
+        config.database_url = self.store.database_url.or(file.database_url);
+        config.secret_hex = self.secret.or(file.secret);
+        config.admin_email = self.admin_email.or(file.admin_email);
+        config.admin_password = self.admin_password.or(file.admin_password);
+        if let Some(seconds) = self.session_ttl_seconds.or(file.session_ttl_seconds) {
+            config.session_ttl = positive_seconds("session TTL", seconds)?;
+        }
+        if let Some(capacity) = self.cache_capacity.or(file.cache_capacity) {
+            config.cache_capacity = capacity;
+        }
+        if let Some(seconds) = self.usage_flush_seconds.or(file.usage_flush_seconds) {
+            config.usage_flush_interval = positive_seconds("usage flush interval", seconds)?;
+        }
+        Ok(config)
+    }
+}
+
+impl StoreArgs {
+    /// The database URL these settings point at.
+    pub fn database_url(self) -> anyhow::Result<String> {
+        ServeArgs {
+            store: self,
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .map(|config| config.effective_database_url())
+    }
+}
+
+fn positive_seconds(what: &str, seconds: u64) -> anyhow::Result<Duration> {
+    anyhow::ensure!(seconds > 0, "the {what} must be at least one second");
+    Ok(Duration::from_secs(seconds))
+}

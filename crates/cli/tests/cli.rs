@@ -1,0 +1,439 @@
+//! The real `keyward` binary: `serve` on a random port with a fresh data directory, and
+//! the client commands run against it as a person or a script would.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A `keyward serve` process; killed when dropped.
+struct Node {
+    child: Child,
+    url: String,
+    stdout: Vec<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `keyward serve` with extra arguments and environment, and waits for the line
+/// that says where it listens.
+fn serve(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env_remove("KEYWARD_ADMIN_EMAIL")
+        .env_remove("KEYWARD_ADMIN_PASSWORD")
+        .env("KEYWARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("keyward serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("keyward serve printed where it listens")
+            .unwrap();
+        stdout.push(line.clone());
+        if let Some(url) = line.strip_prefix("Keyward listening on ") {
+            return Node {
+                child,
+                url: url.to_string(),
+                stdout,
+            };
+        }
+    }
+}
+
+fn serve_with_admin(data_dir: &Path) -> Node {
+    serve(
+        data_dir,
+        &[],
+        &[
+            ("KEYWARD_ADMIN_EMAIL", EMAIL),
+            ("KEYWARD_ADMIN_PASSWORD", PASSWORD),
+        ],
+    )
+}
+
+/// A person at a terminal: their own client session file in a temp folder.
+struct User {
+    home: TempDir,
+}
+
+impl User {
+    fn new() -> User {
+        User {
+            home: TempDir::new().unwrap(),
+        }
+    }
+
+    fn session_file(&self) -> PathBuf {
+        self.home.path().join("keyward").join("client.toml")
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("KEYWARD_CLIENT_CONFIG", self.session_file())
+            .env_remove("KEYWARD_URL")
+            .env_remove("KEYWARD_TOKEN")
+            .env_remove("KEYWARD_PASSWORD")
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("keyward runs")
+    }
+
+    /// Runs a command that must succeed, and returns its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, &[]);
+        assert!(
+            out.status.success(),
+            "keyward {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        serde_json::from_str(&self.ok(&with_json)).expect("--json prints JSON")
+    }
+
+    /// Runs a command that must fail with one line on standard error; returns the line.
+    fn fails(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run(args, env);
+        assert!(!out.status.success(), "keyward {args:?} should have failed");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "one line of error: {stderr:?}");
+        assert!(stderr.starts_with("keyward: error: "), "{stderr}");
+        stderr
+    }
+
+    fn login(&self, url: &str, email: &str, password: &str) {
+        let out = self.run(
+            &["login", "--url", url, "--email", email],
+            &[("KEYWARD_PASSWORD", password)],
+        );
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn key_lifecycle_from_the_command_line() {
+    let data = TempDir::new().unwrap();
+    let node = serve_with_admin(data.path());
+    let me = User::new();
+    me.login(&node.url, EMAIL, PASSWORD);
+    assert_eq!(
+        mode(&me.session_file()),
+        0o600,
+        "the session file is private"
+    );
+
+    let created = me.json(&[
+        "keys",
+        "create",
+        "--name",
+        "ci",
+        "--permission",
+        "keyward.keys.read",
+        "--expires-in",
+        "30d",
+        "--metadata",
+        r#"{"team": "build"}"#,
+    ]);
+    let secret = created["api_key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("kw_"));
+    assert_eq!(created["metadata"]["team"], "build");
+    assert!(created["expires_at"].is_string());
+
+    let table = me.ok(&["keys", "list"]);
+    assert!(table.starts_with("ID  "), "{table}");
+    assert!(table.contains("ci") && table.contains(&id), "{table}");
+    assert!(!table.contains(&secret), "a listing never shows a secret");
+    let card = me.ok(&["keys", "get", &id]);
+    assert!(card.contains("keyward.keys.read") && !card.contains(&secret));
+
+    assert!(me.ok(&["keys", "verify", &secret]).starts_with("VALID"));
+    let checked = me.run(
+        &["keys", "verify", &secret, "--permissions", "keyward.admin"],
+        &[],
+    );
+    assert_eq!(
+        checked.status.code(),
+        Some(1),
+        "lacking a permission is not valid"
+    );
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("INSUFFICIENT_PERMISSIONS"));
+
+    let rotated = me.json(&["keys", "rotate", &id]);
+    let new_secret = rotated["api_key"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        me.run(&["keys", "verify", &secret], &[]).status.code(),
+        Some(1)
+    );
+    assert!(me.ok(&["keys", "verify", &new_secret]).starts_with("VALID"));
+
+    assert!(me.ok(&["keys", "revoke", &id]).starts_with("revoked ci"));
+    let refused = me.run(&["keys", "verify", &new_secret], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("REVOKED"));
+    assert!(
+        !me.ok(&["keys", "list"]).contains(&id),
+        "revoked keys are hidden"
+    );
+    assert!(me.ok(&["keys", "list", "--all"]).contains(&id));
+}
+
+#[test]
+fn an_api_key_can_stand_in_for_a_login() {
+    let data = TempDir::new().unwrap();
+    let node = serve_with_admin(data.path());
+    let admin = User::new();
+    admin.login(&node.url, EMAIL, PASSWORD);
+    let key = admin.json(&["keys", "create", "--name", "script"])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = User::new();
+    let out = script.run(
+        &["me"],
+        &[("KEYWARD_URL", &node.url), ("KEYWARD_TOKEN", &key)],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(EMAIL) && text.contains("via key: script"),
+        "{text}"
+    );
+}
+
+#[test]
+fn users_are_created_and_listed_by_admins_only() {
+    let data = TempDir::new().unwrap();
+    let node = serve_with_admin(data.path());
+    let admin = User::new();
+    admin.login(&node.url, EMAIL, PASSWORD);
+    let out = admin.ok(&[
+        "users",
+        "create",
+        "--email",
+        "member@example.com",
+        "--password",
+        "member-password-1",
+    ]);
+    assert!(
+        out.starts_with("created member member@example.com"),
+        "{out}"
+    );
+    let listing = admin.json(&["users", "list"]);
+    assert_eq!(listing["total"], 2);
+
+    let member = User::new();
+    member.login(&node.url, "member@example.com", "member-password-1");
+    let error = member.fails(&["users", "list"], &[]);
+    assert!(error.contains("HTTP 403"), "{error}");
+    member.ok(&["keys", "create", "--name", "mine"]);
+    assert_eq!(member.json(&["keys", "list"])["total"], 1);
+}
+
+#[test]
+fn errors_are_one_line_and_a_failing_exit() {
+    let data = TempDir::new().unwrap();
+    let node = serve_with_admin(data.path());
+    let me = User::new();
+
+    let error = me.fails(&["keys", "list"], &[]);
+    assert!(error.contains("not logged in"), "{error}");
+    let error = me.fails(
+        &["login", "--url", &node.url, "--email", EMAIL],
+        &[("KEYWARD_PASSWORD", "wrong-password")],
+    );
+    assert!(error.contains("HTTP 401"), "{error}");
+    assert!(!me.session_file().exists(), "a failed login stores nothing");
+    let error = me.fails(
+        &["login", "--url", "not a url", "--email", EMAIL],
+        &[("KEYWARD_PASSWORD", "x")],
+    );
+    assert!(error.contains("not a URL"), "{error}");
+
+    me.login(&node.url, EMAIL, PASSWORD);
+    me.ok(&["keys", "create", "--name", "twice"]);
+    let error = me.fails(&["keys", "create", "--name", "twice"], &[]);
+    assert!(error.contains("HTTP 409, DuplicateName"), "{error}");
+    let error = me.fails(
+        &["keys", "create", "--name", "x", "--expires-in", "soon"],
+        &[],
+    );
+    assert!(error.contains("not a duration"), "{error}");
+    let error = me.fails(
+        &["keys", "create", "--name", "x", "--metadata", "{oops"],
+        &[],
+    );
+    assert!(error.contains("not JSON"), "{error}");
+    let error = me.fails(&["keys", "get", "../users"], &[]);
+    assert!(error.contains("not an id"), "{error}");
+    let error = me.fails(
+        &["keys", "get", "0193a2b4-7c1d-7e00-8000-000000000000"],
+        &[],
+    );
+    assert!(error.contains("HTTP 404"), "{error}");
+
+    drop(node);
+    let error = me.fails(&["keys", "list"], &[]);
+    assert!(error.contains("cannot reach"), "{error}");
+}
+
+#[test]
+fn first_start_prints_a_generated_password_once_and_keeps_the_secret_private() {
+    let data = TempDir::new().unwrap();
+    let node = serve(data.path(), &[], &[]);
+    let banner = node.stdout.join("\n");
+    let password = banner
+        .split("and password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a generated password is printed: {banner}"))
+        .to_string();
+    assert_eq!(mode(&data.path().join("secret")), 0o600);
+    let me = User::new();
+    me.login(&node.url, "admin@keyward.local", &password);
+    drop(node);
+
+    let again = serve(data.path(), &[], &[]);
+    assert!(
+        !again.stdout.join("\n").contains(&password),
+        "the password is shown on first start only"
+    );
+    me.login(&again.url, "admin@keyward.local", &password);
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_file() {
+    let data = TempDir::new().unwrap();
+    let file = data.path().join("keyward.toml");
+    std::fs::write(
+        &file,
+        "admin_email = \"file@example.com\"\nadmin_password = \"from-the-file-1\"\nsession_ttl_seconds = 60\n",
+    )
+    .unwrap();
+    let node = serve(
+        &data.path().join("data"),
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--admin-password",
+            "from-the-flag-1",
+        ],
+        &[],
+    );
+    let me = User::new();
+    me.login(&node.url, "file@example.com", "from-the-flag-1");
+    let session = std::fs::read_to_string(me.session_file()).unwrap();
+    assert!(session.contains("expires_at"), "{session}");
+
+    std::fs::write(&file, "admin_emial = \"typo@example.com\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            file.to_str().unwrap(),
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("admin_emial"),
+        "an unknown setting is named: {stderr}"
+    );
+}
+
+#[test]
+fn migrate_and_tenant_create_work_on_a_store_without_a_server() {
+    let data = TempDir::new().unwrap();
+    let admin = User::new();
+    let data_dir = data.path().to_str().unwrap();
+    assert!(admin
+        .ok(&["migrate", "--data-dir", data_dir])
+        .contains("migrations applied"));
+    let created = admin.run(
+        &[
+            "tenant",
+            "create",
+            "--data-dir",
+            data_dir,
+            "--name",
+            "acme",
+            "--tenant-admin-email",
+            "boss@acme.example",
+        ],
+        &[("KEYWARD_TENANT_ADMIN_PASSWORD", "acme-password-1")],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let error = admin.fails(
+        &[
+            "tenant",
+            "create",
+            "--data-dir",
+            data_dir,
+            "--name",
+            "acme",
+            "--tenant-admin-email",
+            "other@acme.example",
+        ],
+        &[("KEYWARD_TENANT_ADMIN_PASSWORD", "acme-password-1")],
+    );
+    assert!(
+        error.contains("acme") || error.contains("exists"),
+        "{error}"
+    );
+
+    let node = serve(data.path(), &[], &[]);
+    assert!(
+        !node.stdout.join("\n").contains("password"),
+        "a store with a tenant is not bootstrapped again"
+    );
+    admin.login(&node.url, "boss@acme.example", "acme-password-1");
+    let me = admin.ok(&["me"]);
+    assert!(me.contains("acme"), "{me}");
+}
