@@ -42,23 +42,23 @@ fn serve(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("keyward serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stdout = Vec::new();
-    loop {
+    let mut node = Node {
+        child: command.spawn().expect("keyward serve starts"),
+        url: String::new(),
+        stdout: Vec::new(),
+    };
+    let mut lines = BufReader::new(node.child.stdout.take().unwrap()).lines();
+    while node.url.is_empty() {
         let line = lines
             .next()
             .expect("keyward serve printed where it listens")
             .unwrap();
-        stdout.push(line.clone());
         if let Some(url) = line.strip_prefix("Keyward listening on ") {
-            return Node {
-                child,
-                url: url.to_string(),
-                stdout,
-            };
+            node.url = url.to_string();
         }
+        node.stdout.push(line);
     }
+    node
 }
 
 fn serve_with_admin(data_dir: &Path) -> Node {
