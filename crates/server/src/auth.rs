@@ -1,8 +1,9 @@
 //! Who is calling: the one place that reads credentials from a request.
 //!
 //! Accepted everywhere: `Authorization: Bearer <jwt or key>`, `Authorization: apikey
-//! <key>` (any case), `X-API-Key: <key>`. Dialects add their vendor's own headers on top
-//! of [`credential_from_headers`].
+//! <key>` (any case), `X-API-Key: <key>`, `X-Octopus-ApiKey: <key>`. Doors whose vendor
+//! also takes a key in the query string (Octopus's `?apikey=`) add
+//! [`credential_from_query`] after [`credential_from_headers`].
 
 use crate::error::{ApiError, Failure};
 use crate::jwt::looks_like_jwt;
@@ -10,7 +11,7 @@ use crate::service::Credential;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use keyward_core::Principal;
 
 /// The credential a request carries, if any. A header that is present but unreadable
@@ -22,16 +23,39 @@ pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<Credential>
         })?;
         return parse_authorization(text).map(Some);
     }
-    if let Some(value) = headers.get("x-api-key") {
-        let text = value.to_str().map_err(|_| {
-            Failure::Unauthorized("the X-API-Key header is not readable text".into())
-        })?;
-        let key = text.trim();
-        if !key.is_empty() {
-            return Ok(Some(Credential::Key(key.to_string())));
+    for name in ["X-API-Key", "X-Octopus-ApiKey"] {
+        if let Some(key) = key_header(headers, name)? {
+            return Ok(Some(key));
         }
     }
     Ok(None)
+}
+
+/// A header that carries a bare key. Blank counts as absent: Octopus's npm client sends
+/// an empty `X-Octopus-ApiKey` when it has no key.
+fn key_header(headers: &HeaderMap, name: &str) -> Result<Option<Credential>, Failure> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Failure::Unauthorized(format!("the {name} header is not readable text")))?;
+    let key = text.trim();
+    Ok((!key.is_empty()).then(|| Credential::Key(key.to_string())))
+}
+
+/// A key in the query string as `apikey=` (any case, so Octopus's `ApiKey=` too) or
+/// `api-key=`. Only for doors whose vendor documents it: a URL ends up in more logs
+/// than a header does.
+pub fn credential_from_query(uri: &Uri) -> Option<Credential> {
+    let query = uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| {
+            name.eq_ignore_ascii_case("apikey") || name.eq_ignore_ascii_case("api-key")
+        })
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|key| !key.is_empty())
+        .map(Credential::Key)
 }
 
 /// Splits `Authorization: <scheme> <value>`; the scheme is case-insensitive.
@@ -100,5 +124,41 @@ mod tests {
         assert!(parse_authorization("Basic abc").is_err());
         assert!(parse_authorization("Bearer").is_err());
         assert!(parse_authorization("Bearer    ").is_err());
+    }
+
+    fn query_key(uri: &str) -> Option<String> {
+        match credential_from_query(&uri.parse().unwrap()) {
+            Some(Credential::Key(key)) => Some(key),
+            Some(Credential::Session(_)) => panic!("a query key is never a session"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn query_keys() {
+        assert_eq!(
+            query_key("/api/users/me?apikey=API-X").as_deref(),
+            Some("API-X")
+        );
+        assert_eq!(
+            query_key("/api?skip=0&ApiKey=API-Y").as_deref(),
+            Some("API-Y")
+        );
+        assert_eq!(query_key("/api?api-key=API%2DZ").as_deref(), Some("API-Z"));
+        assert_eq!(query_key("/api?apikey="), None);
+        assert_eq!(query_key("/api?key=API-X"), None);
+        assert_eq!(query_key("/api"), None);
+    }
+
+    #[test]
+    fn blank_octopus_header_is_no_credential() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-octopus-apikey", "".parse().unwrap());
+        assert!(matches!(credential_from_headers(&headers), Ok(None)));
+        headers.insert("x-octopus-apikey", " API-K ".parse().unwrap());
+        assert!(matches!(
+            credential_from_headers(&headers),
+            Ok(Some(Credential::Key(k))) if k == "API-K"
+        ));
     }
 }

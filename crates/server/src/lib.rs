@@ -35,8 +35,19 @@ pub fn router(app: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(app)
+}
+
+/// The request's span: method and path only. The default span records the whole URI,
+/// and some vendors' clients put an API key in the query string (Octopus's `?apikey=`).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
 }
 
 async fn not_found() -> error::ApiError {

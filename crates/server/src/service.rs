@@ -8,7 +8,7 @@ use crate::verifier::{Verdict, Verifier};
 use keyward_core::principal::{default_member_grants, KEYS_VERIFY};
 use keyward_core::{
     password, validate, ApiKey, CoreError, Door, Grants, KeyId, KeySecret, KeyShape, Metadata,
-    Page, Paged, Principal, Query, Role, Secret, TenantId, User, UserId, VerifyCode,
+    Page, Paged, Principal, Query, Role, Secret, Space, TenantId, User, UserId, VerifyCode,
 };
 use keyward_store::{DynStore, KeyFilter};
 use std::time::Duration;
@@ -239,6 +239,39 @@ impl Keyward {
         Ok(IssuedKey { key, secret })
     }
 
+    /// Creates a key for the caller and nobody else: for doors whose vendor lets no one,
+    /// administrators included, make keys for another user (Octopus).
+    pub async fn create_own_key(
+        &self,
+        principal: &Principal,
+        owner: UserId,
+        mut request: NewKey,
+    ) -> Result<IssuedKey, Failure> {
+        if !principal.is_user(owner) {
+            return Err(Failure::Forbidden(
+                "you can only create API keys for your own user account".into(),
+            ));
+        }
+        request.owner = None;
+        self.create_key(principal, request).await
+    }
+
+    /// A key by its `seq`, with [`Keyward::get_key`]'s rules.
+    pub async fn key_by_seq(
+        &self,
+        principal: &Principal,
+        seq: i64,
+        write: bool,
+    ) -> Result<ApiKey, Failure> {
+        let key = self
+            .store
+            .key_by_seq(principal.tenant_id(), seq)
+            .await?
+            .ok_or_else(|| Failure::NotFound("API key".into()))?;
+        principal.check_key_access(&key, write)?;
+        Ok(key)
+    }
+
     /// A key the principal may see (`write`: may change).
     pub async fn get_key(
         &self,
@@ -448,6 +481,36 @@ impl Keyward {
             principal.require_admin()?;
         }
         self.user_in_tenant(principal.tenant_id(), id).await
+    }
+
+    /// A user by `seq`, with [`Keyward::get_user`]'s rules. A member learns nothing
+    /// about other numbers, not even whether they exist.
+    pub async fn user_by_seq(&self, principal: &Principal, seq: i64) -> Result<User, Failure> {
+        if principal.user.seq != seq {
+            principal.require_admin()?;
+        }
+        self.store
+            .user_by_seq(principal.tenant_id(), seq)
+            .await?
+            .ok_or_else(|| Failure::NotFound("user".into()))
+    }
+
+    // ---- Spaces ----
+
+    /// The spaces of the principal's tenant; any user of the tenant may see them.
+    pub async fn list_spaces(
+        &self,
+        principal: &Principal,
+        page: Page,
+    ) -> Result<Paged<Space>, Failure> {
+        Ok(self.store.list_spaces(principal.tenant_id(), page).await?)
+    }
+
+    pub async fn space_by_seq(&self, principal: &Principal, seq: i64) -> Result<Space, Failure> {
+        self.store
+            .space_by_seq(principal.tenant_id(), seq)
+            .await?
+            .ok_or_else(|| Failure::NotFound("space".into()))
     }
 
     pub async fn update_user(

@@ -78,6 +78,7 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
     async fn list_spaces(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<Space>>;
+    async fn space_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<Space>>;
 
     // Users.
     /// Inserts a user and returns it with its assigned `seq`.
@@ -102,6 +103,7 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<UserId>,
         name: &str,
     ) -> StoreResult<Option<ApiKey>>;
+    async fn key_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<ApiKey>>;
     async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>>;
     /// Newest first.
     async fn list_keys(

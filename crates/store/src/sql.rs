@@ -307,6 +307,25 @@ macro_rules! impl_store {
                     })
                 }
 
+                async fn space_by_seq(
+                    &self,
+                    tenant: TenantId,
+                    seq: i64,
+                ) -> StoreResult<Option<Space>> {
+                    sqlx::query(
+                        "SELECT seq, id, tenant_id, name, created_at FROM spaces \
+                         WHERE tenant_id = $1 AND seq = $2",
+                    )
+                    .bind(tenant.0)
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_error)?
+                    .as_ref()
+                    .map(space_from_row)
+                    .transpose()
+                }
+
                 async fn create_user(&self, user: &User) -> StoreResult<User> {
                     let seq: i64 = bind_user(sqlx::query(INSERT_USER), user)
                         .fetch_one(&self.pool)
@@ -468,6 +487,15 @@ macro_rules! impl_store {
                             .await
                         }
                     }
+                }
+
+                async fn key_by_seq(
+                    &self,
+                    tenant: TenantId,
+                    seq: i64,
+                ) -> StoreResult<Option<ApiKey>> {
+                    self.one_key("tenant_id = $1 AND seq = $2", |q| q.bind(tenant.0).bind(seq))
+                        .await
                 }
 
                 async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>> {

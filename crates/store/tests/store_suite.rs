@@ -173,6 +173,8 @@ on_every_backend!(
     update_user_refuses_unknown_and_conflicts,
     create_key_and_lookups,
     key_names_are_unique_per_owner_among_live_keys,
+    octopus_door_keys_may_share_a_name,
+    spaces_and_keys_by_seq,
     list_keys_newest_first_with_filters_and_totals,
     update_key_round_trips_every_mutable_field,
     update_key_refuses_unknown_keys_and_taken_names,
@@ -819,7 +821,7 @@ async fn key_names_are_unique_per_owner_among_live_keys(store: DynStore) {
     let jo = user(&store, acme.id, "jo").await;
     let (first, _) = key(&store, &jo, "ci").await;
 
-    let dup = new_key(&jo, "ci", Door::Octopus, KeyShape::Octopus);
+    let dup = new_key(&jo, "ci", Door::Native, KeyShape::Octopus);
     assert_conflict(store.create_key(&dup.key, &dup.stored).await, "key name");
     // The refused key left nothing behind, not even its secret.
     assert_eq!(store.key(acme.id, dup.key.id).await.unwrap(), None);
@@ -867,6 +869,65 @@ async fn key_names_are_unique_per_owner_among_live_keys(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(names(&all.items), ["ci", "ci", "ci"]);
+}
+
+/// Octopus lets a user hold several keys with one Purpose; other doors keep the rule.
+async fn octopus_door_keys_may_share_a_name(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (first, _) = key_through(&store, &jo, "ci", Door::Octopus).await;
+    let (second, _) = key_through(&store, &jo, "ci", Door::Octopus).await;
+    assert_ne!(first.seq, second.seq);
+    // A native key may take the name beside them, but a second native one may not.
+    key(&store, &jo, "ci").await;
+    let dup = new_key(&jo, "ci", Door::Native, KeyShape::Native);
+    assert_conflict(store.create_key(&dup.key, &dup.stored).await, "key name");
+    let all = store
+        .list_keys(
+            acme.id,
+            KeyFilter {
+                owner: Some(jo.id),
+                ..KeyFilter::default()
+            },
+            Page::new(0, 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.total, 3);
+}
+
+async fn spaces_and_keys_by_seq(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let spaces = store.list_spaces(acme.id, Page::new(0, 10)).await.unwrap();
+    let space = spaces.items[0].clone();
+    assert_eq!(
+        store.space_by_seq(acme.id, space.seq).await.unwrap(),
+        Some(space.clone())
+    );
+    assert_eq!(
+        store.space_by_seq(globex.id, space.seq).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.space_by_seq(acme.id, space.seq + 1000).await.unwrap(),
+        None
+    );
+
+    let (k, _) = key(&store, &admin, "ci").await;
+    assert!(k.seq > 0);
+    assert_eq!(
+        store.key_by_seq(acme.id, k.seq).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(store.key_by_seq(globex.id, k.seq).await.unwrap(), None);
+    assert_eq!(store.key_by_seq(acme.id, k.seq + 1000).await.unwrap(), None);
+    // A revoked key is still found: it is history the owner may look at.
+    let revoked = revoke(&store, &k).await;
+    assert_eq!(
+        store.key_by_seq(acme.id, k.seq).await.unwrap(),
+        Some(revoked)
+    );
 }
 
 async fn list_keys_newest_first_with_filters_and_totals(store: DynStore) {
