@@ -2,10 +2,12 @@
 //! error shapes onto [`crate::service::Keyward`]; it decides nothing on its own, so a key
 //! created through any door works through every door.
 
+pub mod w3ipfs;
+
 use crate::AppState;
 use axum::Router;
 
 /// The routes of every dialect, merged beside the native API.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(w3ipfs::routes())
 }
