@@ -285,11 +285,30 @@ async fn only_admins_create_keys() {
     let reply = with_pair(&server, &pair, Method::GET, "/api/apiKeys/list", None).await;
     assert_w3_error(&reply, StatusCode::FORBIDDEN);
 
+    // Refused for not being an admin, not for asking too much: a member may make
+    // native keys with no grants, and a key that may manage keys may hand out its
+    // own scope elsewhere, but W3IPFS keys come from admins only.
+    let nothing = json!({"name": "nothing", "scopes": full_scopes(false, false)});
     let member = server.member(&jwt, "member@example.com", None).await;
-    let reply = server
-        .call(Method::POST, "/api/apiKeys/", Some(&member), Some(body))
+    let mut within = full_scopes(false, false);
+    within["data"]["pin_list"] = json!(true);
+    let (_, manager) = server
+        .create_key(
+            &jwt,
+            json!({"name": "manager", "permissions": ["keyward.keys.*", "data.pin_list"]}),
+        )
         .await;
-    assert_w3_error(&reply, StatusCode::FORBIDDEN);
+    let attempts = [
+        (&member, nothing),
+        (&manager, json!({"name": "within", "scopes": within})),
+    ];
+    for (bearer, body) in attempts {
+        let reply = server
+            .call(Method::POST, "/api/apiKeys/", Some(bearer), Some(body))
+            .await;
+        let message = assert_w3_error(&reply, StatusCode::FORBIDDEN);
+        assert!(message.contains("administrator"), "{message}");
+    }
 }
 
 #[tokio::test]
