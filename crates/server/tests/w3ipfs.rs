@@ -460,6 +460,11 @@ async fn list_and_delete_keys() {
     let jwt = server.admin_token().await;
     let admin = create(&server, &jwt, "admin key", full_scopes(true, true)).await;
     let lister = create(&server, &jwt, "lister", lister_scopes()).await;
+    let again = json!({"name": "lister", "scopes": {"admin": true}});
+    let reply = server
+        .call(Method::POST, "/api/apiKeys/", Some(&jwt), Some(again))
+        .await;
+    assert_w3_error(&reply, StatusCode::CONFLICT);
     // A native key is not a W3IPFS key and is not listed here.
     server.create_key(&jwt, json!({"name": "native"})).await;
 
