@@ -3,7 +3,8 @@
 //! Accepted everywhere: `Authorization: Bearer <jwt or key>`, `Authorization: apikey
 //! <key>` (any case), `X-API-Key: <key>`, `X-Octopus-ApiKey: <key>`. Doors whose vendor
 //! also takes a key in the query string (Octopus's `?apikey=`) add
-//! [`credential_from_query`] after [`credential_from_headers`].
+//! [`credential_from_query`] after [`credential_from_headers`]; the W3IPFS key + secret
+//! pair is read by [`pair_from_headers`].
 
 use crate::error::{ApiError, Failure};
 use crate::jwt::looks_like_jwt;
@@ -56,6 +57,54 @@ pub fn credential_from_query(uri: &Uri) -> Option<Credential> {
         .map(|(_, value)| value.trim().to_string())
         .filter(|key| !key.is_empty())
         .map(Credential::Key)
+}
+
+/// The header names of a key + secret pair: W3IPFS's, then the hyphenated spellings
+/// that some toolkits send (and that proxies dropping `_` headers let through).
+const PAIR_KEY_HEADERS: [&str; 2] = ["pinning_api_key", "pinning-api-key"];
+const PAIR_SECRET_HEADERS: [&str; 2] = ["pinning_secret_key", "pinning-secret-key"];
+
+/// A key + secret pair (`pinning_api_key` + `pinning_secret_key`), if the request sends
+/// one. Both halves are required: one without the other is refused, not ignored.
+pub fn pair_from_headers(headers: &HeaderMap) -> Result<Option<Credential>, Failure> {
+    let public_id = first_header(headers, &PAIR_KEY_HEADERS)?;
+    let secret = first_header(headers, &PAIR_SECRET_HEADERS)?;
+    match (public_id, secret) {
+        (None, None) => Ok(None),
+        (Some(public_id), Some(secret)) => Ok(Some(Credential::Pair { public_id, secret })),
+        (Some(_), None) => Err(Failure::Unauthorized(
+            "pinning_api_key was sent without pinning_secret_key: send both headers".into(),
+        )),
+        (None, Some(_)) => Err(Failure::Unauthorized(
+            "pinning_secret_key was sent without pinning_api_key: send both headers".into(),
+        )),
+    }
+}
+
+/// For a door whose own credential is the pair: the pair when the request sends any
+/// half of it, else whatever [`credential_from_headers`] finds.
+pub fn pair_or_credential(headers: &HeaderMap) -> Result<Option<Credential>, Failure> {
+    match pair_from_headers(headers)? {
+        Some(pair) => Ok(Some(pair)),
+        None => credential_from_headers(headers),
+    }
+}
+
+/// The trimmed value of the first of `names` that is present and not blank.
+fn first_header(headers: &HeaderMap, names: &[&str]) -> Result<Option<String>, Failure> {
+    for name in names {
+        let Some(value) = headers.get(*name) else {
+            continue;
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| Failure::Unauthorized(format!("the {name} header is not readable text")))?
+            .trim();
+        if !text.is_empty() {
+            return Ok(Some(text.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// Splits `Authorization: <scheme> <value>`; the scheme is case-insensitive.
@@ -159,6 +208,55 @@ mod tests {
         assert!(matches!(
             credential_from_headers(&headers),
             Ok(Some(Credential::Key(k))) if k == "API-K"
+        ));
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn pairs_need_both_halves() {
+        let both = headers(&[("pinning_api_key", "abc"), ("pinning_secret_key", " s ")]);
+        assert!(matches!(
+            pair_from_headers(&both),
+            Ok(Some(Credential::Pair { public_id, secret })) if public_id == "abc" && secret == "s"
+        ));
+        let hyphens = headers(&[("pinning-api-key", "abc"), ("pinning-secret-key", "s")]);
+        assert!(matches!(
+            pair_from_headers(&hyphens),
+            Ok(Some(Credential::Pair { .. }))
+        ));
+        let half = headers(&[("pinning_api_key", "abc")]);
+        let err = pair_from_headers(&half)
+            .err()
+            .expect("a half pair is refused");
+        assert!(err.message().contains("pinning_secret_key"), "{err:?}");
+        let other_half = headers(&[("pinning_secret_key", "s"), ("pinning_api_key", "  ")]);
+        let err = pair_from_headers(&other_half).err().expect("refused");
+        assert!(err.message().contains("pinning_api_key"), "{err:?}");
+        assert!(matches!(pair_from_headers(&HeaderMap::new()), Ok(None)));
+    }
+
+    #[test]
+    fn the_pair_comes_before_other_credentials() {
+        let both = headers(&[
+            ("authorization", "Bearer kw_x"),
+            ("pinning_api_key", "abc"),
+            ("pinning_secret_key", "s"),
+        ]);
+        assert!(matches!(
+            pair_or_credential(&both),
+            Ok(Some(Credential::Pair { .. }))
+        ));
+        let bearer = headers(&[("authorization", "Bearer kw_x")]);
+        assert!(matches!(
+            pair_or_credential(&bearer),
+            Ok(Some(Credential::Key(_)))
         ));
     }
 }

@@ -23,6 +23,8 @@ pub enum Failure {
         field: String,
         message: String,
     },
+    /// A route a vendor defines that Keyward answers only as far as its permission check.
+    NotImplemented(String),
     /// The store could not answer: the request may be retried.
     Unavailable(String),
     /// A bug: logged, and answered without detail.
@@ -39,6 +41,7 @@ impl Failure {
             Failure::DuplicateName => StatusCode::CONFLICT,
             Failure::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -49,7 +52,8 @@ impl Failure {
             Failure::InvalidJson(m)
             | Failure::BadRequest(m)
             | Failure::Unauthorized(m)
-            | Failure::Forbidden(m) => m.clone(),
+            | Failure::Forbidden(m)
+            | Failure::NotImplemented(m) => m.clone(),
             Failure::NotFound(what) => format!("{what} not found"),
             Failure::DuplicateName => "An entity with this name already exists".into(),
             Failure::PayloadTooLarge => "The request body is too large".into(),
@@ -69,6 +73,7 @@ impl Failure {
             Failure::DuplicateName => "DuplicateName",
             Failure::PayloadTooLarge => "PayloadTooLarge",
             Failure::Validation { .. } => "ValidationError",
+            Failure::NotImplemented(_) => "NotImplemented",
             Failure::Unavailable(_) => "Unavailable",
             Failure::Internal(_) => "Internal",
         }

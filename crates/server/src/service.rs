@@ -75,6 +75,11 @@ pub struct IssuedKey {
 pub enum Credential {
     Session(String),
     Key(String),
+    /// A key + secret pair (W3IPFS): the public half names the key, the secret proves it.
+    Pair {
+        public_id: String,
+        secret: String,
+    },
 }
 
 impl Keyward {
@@ -136,6 +141,9 @@ impl Keyward {
         match credential {
             Credential::Session(token) => self.principal_from_session(&token).await,
             Credential::Key(secret) => self.principal_from_key(&secret).await,
+            Credential::Pair { public_id, secret } => {
+                self.principal_from_pair(&public_id, &secret).await
+            }
         }
     }
 
@@ -166,25 +174,48 @@ impl Keyward {
     }
 
     /// Authenticates a key + secret pair: the secret must verify and belong to the key
-    /// the public half names.
+    /// the public half names. A secret that matches no key, or another key, gets one
+    /// message, so the answer does not tell which half was wrong.
     pub async fn principal_from_pair(
         &self,
         public_id: &str,
         secret: &str,
     ) -> Result<Principal, Failure> {
-        let principal = self.principal_from_key(secret).await?;
-        let matches = principal
-            .key
-            .as_ref()
-            .and_then(|k| k.public_id.as_deref())
-            .is_some_and(|id| id == public_id);
-        if matches {
+        const MISMATCH: &str = "the API key and secret do not match";
+        let verdict = self.verifier.verify(secret, None, None).await?;
+        let principal = match (verdict.code, verdict.matched()) {
+            (VerifyCode::Valid, Some(m)) => Principal {
+                user: m.owner.clone(),
+                key: Some(m.key.clone()),
+            },
+            (VerifyCode::Malformed | VerifyCode::NotFound, _) => {
+                return Err(Failure::Unauthorized(MISMATCH.into()))
+            }
+            (code, _) => return Err(Failure::Unauthorized(refusal_message(code).into())),
+        };
+        let named = principal.key.as_ref().and_then(|k| k.public_id.as_deref());
+        if named == Some(public_id) {
             Ok(principal)
         } else {
-            Err(Failure::Unauthorized(
-                "the API key and secret do not match".into(),
-            ))
+            Err(Failure::Unauthorized(MISMATCH.into()))
         }
+    }
+
+    /// The key whose public half (a pair's API key) is `public_id`, if the principal may
+    /// see it (`write`: may change it).
+    pub async fn key_by_public_id(
+        &self,
+        principal: &Principal,
+        public_id: &str,
+        write: bool,
+    ) -> Result<ApiKey, Failure> {
+        let key = self
+            .store
+            .key_by_public_id(public_id)
+            .await?
+            .ok_or_else(|| Failure::NotFound("API key".into()))?;
+        principal.check_key_access(&key, write)?;
+        Ok(key)
     }
 
     // ---- Keys ----

@@ -3,11 +3,14 @@
 //! created through any door works through every door.
 
 pub mod octopus;
+pub mod w3ipfs;
 
 use crate::AppState;
 use axum::Router;
 
 /// The routes of every dialect, merged beside the native API.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(octopus::routes())
+    Router::new()
+        .merge(octopus::routes())
+        .merge(w3ipfs::routes())
 }

@@ -373,3 +373,69 @@ pub async fn curl(args: Vec<String>) -> Reply {
         text: text.to_string(),
     }
 }
+
+/// Where `scripts/test` installed the Node.js packages of the dialects' real clients.
+pub fn node_path() -> String {
+    std::env::var("KEYWARD_TEST_NODE_PATH").unwrap_or_else(|_| {
+        panic!(
+            "KEYWARD_TEST_NODE_PATH is not set: run ./scripts/test, which installs the \
+             Node.js clients (or install them yourself and export the variable)"
+        )
+    })
+}
+
+/// Runs a Node.js script (written to a temporary file) with the packages from
+/// [`node_path`], and returns its standard output. The script must exit cleanly.
+pub async fn node_script(source: String) -> String {
+    let node_path = node_path();
+    run_script("script.js", source, move |file| {
+        let mut command = std::process::Command::new("node");
+        command.arg(file).env("NODE_PATH", &node_path);
+        command
+    })
+    .await
+}
+
+/// Runs a shell script (a vendor's curl sample, say) with `bash` and returns its
+/// standard output. The script must exit cleanly.
+pub async fn shell_script(source: String) -> String {
+    run_script("script.sh", source, |file| {
+        let mut command = std::process::Command::new("bash");
+        command.arg(file);
+        command
+    })
+    .await
+}
+
+async fn run_script(
+    name: &'static str,
+    source: String,
+    command: impl FnOnce(&std::path::Path) -> std::process::Command + Send + 'static,
+) -> String {
+    let output = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join(name);
+        std::fs::write(&file, source).expect("script written");
+        command(&file).output().expect("script runs")
+    })
+    .await
+    .expect("script task");
+    assert!(
+        output.status.success(),
+        "{name} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("script output is UTF-8")
+}
+
+/// `text` with `from` replaced by `to`, which must occur exactly once: a sample whose
+/// text changed under a test fails loudly instead of running unchanged.
+pub fn substitute_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "expected exactly one '{from}' in the sample"
+    );
+    text.replacen(from, to, 1)
+}

@@ -1,0 +1,165 @@
+//! The pinning and NFT routes, as resources the scopes protect. Keyward manages keys and
+//! stores no content: each route first asks the core whether the caller holds its
+//! scope, then answers from what Keyward holds, which is no pins and no NFTs. Routes
+//! that would store content answer 501 once the scope check has passed.
+
+use super::keys::bad_query;
+use super::scopes::permission;
+use super::{Caller, W3Result};
+use crate::error::Failure;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query};
+use axum::Json;
+use keyward_core::Principal;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The listing parameters W3IPFS documents for pins and NFTs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    // Parsed so that a non-number is refused; with nothing stored there is nothing to page.
+    #[allow(dead_code)]
+    offset: Option<u64>,
+    #[allow(dead_code)]
+    limit: Option<u64>,
+    pinned: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+}
+
+impl ListQuery {
+    /// Refuses values outside the documented options.
+    fn check(&self) -> Result<(), Failure> {
+        one_of("pinned", self.pinned.as_deref(), &["all", "true", "false"])?;
+        one_of(
+            "sortBy",
+            self.sort_by.as_deref(),
+            &["created_at", "size", "name"],
+        )?;
+        one_of("sortOrder", self.sort_order.as_deref(), &["ASC", "DESC"])
+    }
+}
+
+fn one_of(name: &str, value: Option<&str>, options: &[&str]) -> Result<(), Failure> {
+    match value {
+        Some(v) if !options.contains(&v) => Err(Failure::BadRequest(format!(
+            "'{v}' is not a valid {name}: use one of {}",
+            options.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn guard(principal: &Principal, group: &str, name: &str) -> Result<(), Failure> {
+    Ok(principal.require(&permission(group, name))?)
+}
+
+fn list_query(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Failure> {
+    let Query(query) = query.map_err(bad_query)?;
+    query.check()?;
+    Ok(query)
+}
+
+/// `GET /api/pinning/pins/` (scope `data.pin_list`).
+pub async fn list_pins(
+    Caller(principal): Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> W3Result<Json<Value>> {
+    guard(&principal, "data", "pin_list")?;
+    list_query(query)?;
+    Ok(Json(json!({
+        "data": { "totals": { "files": 0, "size": 0 }, "pins": [] },
+        "status": "success",
+    })))
+}
+
+/// `GET /api/pinning/{pinId}` (scope `data.pin_list`).
+pub async fn get_pin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+    guard(&principal, "data", "pin_list")?;
+    Err(Failure::NotFound("pin".into()).into())
+}
+
+/// `DELETE /api/pinning/unpin/{pinId}` (scope `pinning.unpin`).
+pub async fn unpin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+    guard(&principal, "pinning", "unpin")?;
+    Err(Failure::NotFound("pin".into()).into())
+}
+
+/// `POST /api/pinning/` (scope `pinning.pin_file_to_ipfs`).
+pub async fn pin_file(Caller(principal): Caller) -> W3Result<Json<Value>> {
+    guard(&principal, "pinning", "pin_file_to_ipfs")?;
+    Err(stores_no_content())
+}
+
+/// `POST /api/pinning/pinByHash` (scope `pinning.pin_by_hash`).
+pub async fn pin_by_hash(Caller(principal): Caller) -> W3Result<Json<Value>> {
+    guard(&principal, "pinning", "pin_by_hash")?;
+    Err(stores_no_content())
+}
+
+/// `GET /api/nft/nfts/` (scope `data.nft_list`).
+pub async fn list_nfts(
+    Caller(principal): Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> W3Result<Json<Value>> {
+    guard(&principal, "data", "nft_list")?;
+    list_query(query)?;
+    Ok(Json(json!({
+        "data": { "totals": { "files": 0, "size": 0 }, "nfts": [] },
+        "status": "success",
+    })))
+}
+
+/// `GET /api/nft/{nftId}` (scope `data.nft_list`).
+pub async fn get_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+    guard(&principal, "data", "nft_list")?;
+    Err(Failure::NotFound("NFT".into()).into())
+}
+
+/// `DELETE /api/nft/{nftId}` (scope `pin_nft.unpin_nft`).
+pub async fn unpin_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+    guard(&principal, "pin_nft", "unpin_nft")?;
+    Err(Failure::NotFound("NFT".into()).into())
+}
+
+/// `POST /api/nft/` (scope `pin_nft.pin_nft_to_ipfs`).
+pub async fn create_nft(Caller(principal): Caller) -> W3Result<Json<Value>> {
+    guard(&principal, "pin_nft", "pin_nft_to_ipfs")?;
+    Err(stores_no_content())
+}
+
+fn stores_no_content() -> super::W3Error {
+    super::W3Error(Failure::NotImplemented(
+        "Keyward manages API keys and stores no content: this credential may pin, \
+         but pinning is served by the pinning service itself"
+            .into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pinned: Option<&str>, sort_by: Option<&str>, sort_order: Option<&str>) -> ListQuery {
+        ListQuery {
+            offset: None,
+            limit: None,
+            pinned: pinned.map(String::from),
+            sort_by: sort_by.map(String::from),
+            sort_order: sort_order.map(String::from),
+        }
+    }
+
+    #[test]
+    fn listing_options_are_checked() {
+        assert!(query(None, None, None).check().is_ok());
+        assert!(query(Some("true"), Some("name"), Some("ASC"))
+            .check()
+            .is_ok());
+        let err = query(Some("maybe"), None, None).check().unwrap_err();
+        assert!(err.message().contains("pinned"), "{err:?}");
+        assert!(query(None, Some("cid"), None).check().is_err());
+        assert!(query(None, None, Some("asc")).check().is_err());
+    }
+}
