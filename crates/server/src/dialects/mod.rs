@@ -5,7 +5,9 @@
 use crate::AppState;
 use axum::Router;
 
+pub mod macrometa;
+
 /// The routes of every dialect, merged beside the native API.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(macrometa::routes())
 }
