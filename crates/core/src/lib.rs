@@ -17,7 +17,8 @@ pub use error::{CoreError, CoreResult};
 pub use ids::{KeyId, SpaceId, TenantId, UserId};
 pub use keyfmt::KeyShape;
 pub use model::{
-    ApiKey, Door, KeySecret, KeyState, Metadata, Page, Paged, Role, Space, Tenant, User,
+    ApiKey, Door, KeySecret, KeyState, Metadata, Page, Paged, ResourceKind, Role, Space, Tenant,
+    User,
 };
 pub use perm::{AccessLevel, Grants, Permission, ResourcePath};
 pub use principal::Principal;

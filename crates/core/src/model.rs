@@ -24,6 +24,25 @@ pub struct Space {
     pub created_at: OffsetDateTime,
 }
 
+/// A kind of named resource inside a space that access grants can refer to (Macrometa's
+/// collections and streams). Keyward keeps only the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    Collection,
+    Stream,
+}
+
+impl ResourceKind {
+    /// The name used in the store and as the resource path segment
+    /// (`fabric/<space>/<kind>/<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Collection => "collection",
+            ResourceKind::Stream => "stream",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Admin,

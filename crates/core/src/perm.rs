@@ -336,6 +336,24 @@ impl Grants {
             .map_or(AccessLevel::None, |(_, level)| level)
     }
 
+    /// These grants' permission strings, with the access grants replaced by the levels
+    /// these grants give at each of `paths` (a level of `none` is left out). Used to give
+    /// a new key its creator's levels on the resources that exist now, and nothing on
+    /// those made later.
+    pub fn snapshot_at(&self, paths: &[ResourcePath]) -> Grants {
+        let mut snapshot = Grants {
+            permissions: self.permissions.clone(),
+            access: BTreeMap::new(),
+        };
+        for path in paths {
+            let level = self.level_at(path);
+            if level > AccessLevel::None {
+                snapshot.set_access(path.clone(), level);
+            }
+        }
+        snapshot
+    }
+
     /// Whether `self` grants nothing that `holder` does not: the no-escalation rule.
     pub fn is_subset_of(&self, holder: &Grants) -> bool {
         self.permissions.iter().all(|p| holder.allows(p)) && self.access_within(holder)
@@ -458,6 +476,28 @@ mod tests {
         assert_eq!(at("fabric/_system"), AccessLevel::Rw);
         assert_eq!(at("fabric/_system/collection/users"), AccessLevel::Rw);
         assert_eq!(at("fabric/_system/collection/secret"), AccessLevel::None);
+    }
+
+    #[test]
+    fn snapshot_keeps_permissions_and_fixes_levels_at_paths() {
+        let holder = g(&[
+            "keyward.keys.*",
+            "fabric/*:ro",
+            "fabric/a:rw",
+            "billing:none",
+        ]);
+        let paths: Vec<ResourcePath> = ["fabric/a", "fabric/b", "billing"]
+            .iter()
+            .map(|p| ResourcePath::parse(p).unwrap())
+            .collect();
+        let snapshot = holder.snapshot_at(&paths);
+        assert_eq!(
+            snapshot.to_strings(),
+            vec!["keyward.keys.*", "fabric/a:rw", "fabric/b:ro"]
+        );
+        let later = ResourcePath::parse("fabric/c").unwrap();
+        assert_eq!(snapshot.level_at(&later), AccessLevel::None);
+        assert!(snapshot.is_subset_of(&holder));
     }
 
     #[test]

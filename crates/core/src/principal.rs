@@ -14,7 +14,7 @@
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{TenantId, UserId};
 use crate::model::{ApiKey, User};
-use crate::perm::{Grants, Permission};
+use crate::perm::{AccessLevel, Grants, Permission, ResourcePath};
 
 pub const KEYS_READ: &str = "keyward.keys.read";
 pub const KEYS_WRITE: &str = "keyward.keys.write";
@@ -125,7 +125,122 @@ impl Principal {
         Ok(())
     }
 
+    /// The access the principal has at a resource: the user's level, further limited by
+    /// the key's when the request came with a key.
+    pub fn access_at(&self, path: &ResourcePath) -> AccessLevel {
+        let user = self.user.effective_grants().level_at(path);
+        match &self.key {
+            Some(key) => user.min(key.grants.level_at(path)),
+            None => user,
+        }
+    }
+
+    /// Refuses unless the principal has at least `level` at `path`.
+    pub fn require_access(&self, path: &ResourcePath, level: AccessLevel) -> CoreResult<()> {
+        if self.access_at(path) >= level {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "this credential lacks '{level}' access to '{path}'"
+            )))
+        }
+    }
+
     pub fn is_user(&self, id: UserId) -> bool {
         self.user.id == id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::KeyId;
+    use crate::keyfmt::KeyShape;
+    use crate::model::{Door, Role};
+    use time::OffsetDateTime;
+
+    fn user(role: Role, grants: &[&str]) -> User {
+        let now = OffsetDateTime::now_utc();
+        User {
+            id: UserId::generate(),
+            tenant_id: TenantId::generate(),
+            seq: 1,
+            email: "a@example.com".into(),
+            username: "a".into(),
+            display_name: "a".into(),
+            password_hash: String::new(),
+            role,
+            active: true,
+            grants: Grants::parse(grants).unwrap(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn key_of(owner: &User, grants: &[&str]) -> ApiKey {
+        let now = OffsetDateTime::now_utc();
+        ApiKey {
+            id: KeyId::generate(),
+            tenant_id: owner.tenant_id,
+            owner_id: owner.id,
+            seq: 1,
+            name: "k".into(),
+            door: Door::Native,
+            shape: KeyShape::Native,
+            start: "kw_".into(),
+            public_id: None,
+            grants: Grants::parse(grants).unwrap(),
+            metadata: Default::default(),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            use_count: 0,
+        }
+    }
+
+    fn path(text: &str) -> ResourcePath {
+        ResourcePath::parse(text).unwrap()
+    }
+
+    #[test]
+    fn access_is_the_lesser_of_user_and_key() {
+        let member = user(Role::Member, &["fabric/_system:ro"]);
+        let session = Principal {
+            user: member.clone(),
+            key: None,
+        };
+        assert_eq!(session.access_at(&path("fabric/_system")), AccessLevel::Ro);
+        assert_eq!(session.access_at(&path("fabric/other")), AccessLevel::None);
+        // A key holding more than its owner still gets only the owner's level.
+        let through_key = Principal {
+            user: member.clone(),
+            key: Some(key_of(&member, &["fabric/*:rw"])),
+        };
+        assert_eq!(
+            through_key.access_at(&path("fabric/_system")),
+            AccessLevel::Ro
+        );
+        let admin = user(Role::Admin, &[]);
+        let limited = Principal {
+            user: admin.clone(),
+            key: Some(key_of(
+                &admin,
+                &["fabric/_system:rw", "fabric/_system/collection/c:none"],
+            )),
+        };
+        assert_eq!(limited.access_at(&path("fabric/_system")), AccessLevel::Rw);
+        assert_eq!(
+            limited.access_at(&path("fabric/_system/collection/c")),
+            AccessLevel::None
+        );
+        assert!(limited
+            .require_access(&path("fabric/_system/collection/c"), AccessLevel::Ro)
+            .is_err());
+        assert!(limited
+            .require_access(&path("fabric/_system"), AccessLevel::Rw)
+            .is_ok());
     }
 }

@@ -178,7 +178,9 @@ mod tests {
     fn query_key(uri: &str) -> Option<String> {
         match credential_from_query(&uri.parse().unwrap()) {
             Some(Credential::Key(key)) => Some(key),
-            Some(Credential::Session(_)) => panic!("a query key is never a session"),
+            Some(Credential::Session(_) | Credential::Pair { .. }) => {
+                panic!("a query key is only ever a key")
+            }
             None => None,
         }
     }

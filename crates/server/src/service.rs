@@ -7,8 +7,9 @@ use crate::jwt::Sessions;
 use crate::verifier::{Verdict, Verifier};
 use keyward_core::principal::{default_member_grants, KEYS_VERIFY};
 use keyward_core::{
-    password, validate, ApiKey, CoreError, Door, Grants, KeyId, KeySecret, KeyShape, Metadata,
-    Page, Paged, Principal, Query, Role, Secret, Space, TenantId, User, UserId, VerifyCode,
+    password, validate, AccessLevel, ApiKey, CoreError, Door, Grants, KeyId, KeySecret, KeyShape,
+    Metadata, Page, Paged, Principal, Query, ResourceKind, ResourcePath, Role, Secret, Space,
+    SpaceId, TenantId, User, UserId, VerifyCode,
 };
 use keyward_store::{DynStore, KeyFilter};
 use std::time::Duration;
@@ -455,6 +456,123 @@ impl Keyward {
             .verifier
             .verify(presented, Some(principal.tenant_id()), query)
             .await?)
+    }
+
+    /// The principal's unrevoked key with this name made through `door` (the name is
+    /// unique per tenant for doors that say so, such as Macrometa's keyids).
+    pub async fn key_by_door_name(
+        &self,
+        principal: &Principal,
+        door: Door,
+        name: &str,
+        write: bool,
+    ) -> Result<ApiKey, Failure> {
+        let key = self
+            .store
+            .key_by_door_name(principal.tenant_id(), door, name)
+            .await?
+            .ok_or_else(|| Failure::NotFound("API key".into()))?;
+        principal.check_key_access(&key, write)?;
+        Ok(key)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a key's explicit access grant at one path,
+    /// under the same no-escalation rule as any other change of grants.
+    pub async fn set_key_access(
+        &self,
+        principal: &Principal,
+        id: KeyId,
+        path: ResourcePath,
+        level: Option<AccessLevel>,
+    ) -> Result<ApiKey, Failure> {
+        let key = self.get_key(principal, id, true).await?;
+        let mut grants = key.grants.clone();
+        match level {
+            Some(level) => grants.set_access(path, level),
+            None => {
+                grants.clear_access(&path);
+            }
+        }
+        let patch = KeyPatch {
+            grants: Some(grants),
+            ..KeyPatch::default()
+        };
+        self.update_key(principal, id, patch).await
+    }
+
+    // ---- Spaces and the names of their resources ----
+
+    /// Every space of the tenant (a tenant has few).
+    pub async fn all_spaces(&self, principal: &Principal) -> Result<Vec<Space>, Failure> {
+        let page = Page::new(0, Page::MAX_LIMIT);
+        Ok(self
+            .store
+            .list_spaces(principal.tenant_id(), page)
+            .await?
+            .items)
+    }
+
+    pub async fn space(&self, principal: &Principal, name: &str) -> Result<Space, Failure> {
+        self.store
+            .space_by_name(principal.tenant_id(), name)
+            .await?
+            .ok_or_else(|| Failure::NotFound("space".into()))
+    }
+
+    /// The space with this name, created on first use: for spaces a door promises in
+    /// every tenant (Macrometa's `_system`). Concurrent first uses get the same space.
+    pub async fn ensure_space(&self, principal: &Principal, name: &str) -> Result<Space, Failure> {
+        if let Some(space) = self
+            .store
+            .space_by_name(principal.tenant_id(), name)
+            .await?
+        {
+            return Ok(space);
+        }
+        match self.insert_space(principal.tenant_id(), name).await {
+            Err(Failure::Validation { .. }) => self.space(principal, name).await,
+            other => other,
+        }
+    }
+
+    /// Creates a space; administrators only. A taken name is a `space name` conflict.
+    pub async fn create_space(&self, principal: &Principal, name: &str) -> Result<Space, Failure> {
+        principal.require_admin()?;
+        self.insert_space(principal.tenant_id(), name).await
+    }
+
+    async fn insert_space(&self, tenant: TenantId, name: &str) -> Result<Space, Failure> {
+        let space = Space {
+            id: SpaceId::generate(),
+            tenant_id: tenant,
+            seq: 0,
+            name: validate::name("space", name)?,
+            created_at: stored_now(),
+        };
+        Ok(self.store.create_space(&space).await?)
+    }
+
+    /// Records a resource name in a space, so listings show it. Only names are kept.
+    pub async fn declare_resource(
+        &self,
+        principal: &Principal,
+        space: &Space,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<(), Failure> {
+        principal.require(keyward_core::principal::KEYS_WRITE)?;
+        if space.tenant_id != principal.tenant_id() {
+            return Err(Failure::NotFound("space".into()));
+        }
+        Ok(self.store.register_resource(space.id, kind, name).await?)
+    }
+
+    pub async fn list_resources(
+        &self,
+        space: &Space,
+        kind: ResourceKind,
+    ) -> Result<Vec<String>, Failure> {
+        Ok(self.store.list_resources(space.id, kind).await?)
     }
 
     // ---- Users ----

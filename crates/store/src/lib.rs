@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use keyward_core::{
-    ApiKey, Door, KeyId, KeySecret, Page, Paged, SecretHash, Space, Tenant, TenantId, User, UserId,
+    ApiKey, Door, KeyId, KeySecret, Page, Paged, ResourceKind, SecretHash, Space, SpaceId, Tenant,
+    TenantId, User, UserId,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -79,6 +80,20 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
     async fn list_spaces(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<Space>>;
     async fn space_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<Space>>;
+    async fn space_by_name(&self, tenant: TenantId, name: &str) -> StoreResult<Option<Space>>;
+    /// Inserts a space and returns it with its `seq`; `Conflict("space name")` when the
+    /// tenant already has one by that name.
+    async fn create_space(&self, space: &Space) -> StoreResult<Space>;
+    /// Records that a resource of this kind and name exists in a space. Recording it
+    /// again is harmless.
+    async fn register_resource(
+        &self,
+        space: SpaceId,
+        kind: ResourceKind,
+        name: &str,
+    ) -> StoreResult<()>;
+    /// The names of a space's resources of one kind, sorted.
+    async fn list_resources(&self, space: SpaceId, kind: ResourceKind) -> StoreResult<Vec<String>>;
 
     // Users.
     /// Inserts a user and returns it with its assigned `seq`.
@@ -104,6 +119,14 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
     ) -> StoreResult<Option<ApiKey>>;
     async fn key_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<ApiKey>>;
+    /// The unrevoked key with this name made through one door, of any owner in the
+    /// tenant (Macrometa's keyids are unique per tenant).
+    async fn key_by_door_name(
+        &self,
+        tenant: TenantId,
+        door: Door,
+        name: &str,
+    ) -> StoreResult<Option<ApiKey>>;
     async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>>;
     /// Newest first.
     async fn list_keys(

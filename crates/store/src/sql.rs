@@ -73,8 +73,8 @@ macro_rules! impl_store {
             use crate::{KeyFilter, KeyUsage, SecretMatch, Store, StoreError, StoreResult};
             use async_trait::async_trait;
             use keyward_core::{
-                ApiKey, Door, KeyId, KeySecret, KeyShape, Page, Paged, Role, SecretHash, Space,
-                SpaceId, Tenant, TenantId, User, UserId,
+                ApiKey, Door, KeyId, KeySecret, KeyShape, Page, Paged, ResourceKind, Role,
+                SecretHash, Space, SpaceId, Tenant, TenantId, User, UserId,
             };
             use sqlx::Row;
             use time::OffsetDateTime;
@@ -326,6 +326,78 @@ macro_rules! impl_store {
                     .transpose()
                 }
 
+                async fn space_by_name(
+                    &self,
+                    tenant: TenantId,
+                    name: &str,
+                ) -> StoreResult<Option<Space>> {
+                    sqlx::query(
+                        "SELECT seq, id, tenant_id, name, created_at FROM spaces \
+                         WHERE tenant_id = $1 AND name = $2",
+                    )
+                    .bind(tenant.0)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_error)?
+                    .as_ref()
+                    .map(space_from_row)
+                    .transpose()
+                }
+
+                async fn create_space(&self, space: &Space) -> StoreResult<Space> {
+                    let seq: i64 = sqlx::query(
+                        "INSERT INTO spaces (id, tenant_id, name, created_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING seq",
+                    )
+                    .bind(space.id.0)
+                    .bind(space.tenant_id.0)
+                    .bind(space.name.as_str())
+                    .bind(micros(space.created_at))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| db_error(e, "space name"))?
+                    .try_get("seq")
+                    .map_err(read_error)?;
+                    Ok(Space { seq, ..space.clone() })
+                }
+
+                async fn register_resource(
+                    &self,
+                    space: SpaceId,
+                    kind: ResourceKind,
+                    name: &str,
+                ) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO space_resources (space_id, kind, name, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(space.0)
+                    .bind(kind.as_str())
+                    .bind(name)
+                    .bind(micros(OffsetDateTime::now_utc()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_error)?;
+                    Ok(())
+                }
+
+                async fn list_resources(
+                    &self,
+                    space: SpaceId,
+                    kind: ResourceKind,
+                ) -> StoreResult<Vec<String>> {
+                    sqlx::query_scalar(
+                        "SELECT name FROM space_resources WHERE space_id = $1 AND kind = $2 \
+                         ORDER BY name",
+                    )
+                    .bind(space.0)
+                    .bind(kind.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_error)
+                }
+
                 async fn create_user(&self, user: &User) -> StoreResult<User> {
                     let seq: i64 = bind_user(sqlx::query(INSERT_USER), user)
                         .fetch_one(&self.pool)
@@ -496,6 +568,20 @@ macro_rules! impl_store {
                 ) -> StoreResult<Option<ApiKey>> {
                     self.one_key("tenant_id = $1 AND seq = $2", |q| q.bind(tenant.0).bind(seq))
                         .await
+                }
+
+                async fn key_by_door_name(
+                    &self,
+                    tenant: TenantId,
+                    door: Door,
+                    name: &str,
+                ) -> StoreResult<Option<ApiKey>> {
+                    let name = name.to_string();
+                    self.one_key(
+                        "tenant_id = $1 AND door = $2 AND name = $3 AND revoked_at IS NULL",
+                        |q| q.bind(tenant.0).bind(door.as_str()).bind(name),
+                    )
+                    .await
                 }
 
                 async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>> {

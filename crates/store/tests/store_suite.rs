@@ -10,8 +10,8 @@
 //! and drop databases.
 
 use keyward_core::{
-    ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, Role, Secret,
-    ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
+    ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, ResourceKind,
+    Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
 use keyward_store::{
     DynStore, KeyFilter, KeyUsage, PostgresStore, SqliteStore, StoreError, StoreResult,
@@ -186,6 +186,9 @@ on_every_backend!(
     record_usage_adds_counts_and_keeps_newest_time,
     concurrent_writes_lose_nothing,
     timestamps_round_trip_at_microsecond_precision,
+    spaces_are_created_and_found_by_name,
+    resources_are_registered_once_per_space_and_kind,
+    macrometa_keyids_are_unique_per_tenant_among_live_keys,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1772,4 +1775,119 @@ async fn timestamps_round_trip_at_microsecond_precision(store: DynStore) {
         store.tenant(t.tenant.id).await.unwrap().unwrap().created_at,
         tenant_at
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Spaces, their resources, and per-door key names
+// ---------------------------------------------------------------------------------------
+
+fn new_space(tenant: TenantId, name: &str) -> Space {
+    Space {
+        id: SpaceId::generate(),
+        tenant_id: tenant,
+        seq: 0,
+        name: name.to_string(),
+        created_at: now(),
+    }
+}
+
+async fn spaces_are_created_and_found_by_name(store: DynStore) {
+    let (t, _) = tenant(&store, "acme").await;
+    let (other, _) = tenant(&store, "other").await;
+    let made = store
+        .create_space(&new_space(t.id, "_system"))
+        .await
+        .expect("create space");
+    assert!(made.seq > 0);
+    let found = store.space_by_name(t.id, "_system").await.unwrap().unwrap();
+    assert_eq!(found, made);
+    assert!(store
+        .space_by_name(other.id, "_system")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.space_by_name(t.id, "nope").await.unwrap().is_none());
+    assert_conflict(
+        store.create_space(&new_space(t.id, "_system")).await,
+        "space name",
+    );
+    store
+        .create_space(&new_space(other.id, "_system"))
+        .await
+        .expect("the same name in another tenant");
+    let listed = store.list_spaces(t.id, Page::new(0, 10)).await.unwrap();
+    assert_eq!(listed.total, 2, "Default and _system");
+}
+
+async fn resources_are_registered_once_per_space_and_kind(store: DynStore) {
+    let (t, _) = tenant(&store, "acme").await;
+    let a = store.create_space(&new_space(t.id, "a")).await.unwrap();
+    let b = store.create_space(&new_space(t.id, "b")).await.unwrap();
+    for name in ["users", "orders", "users"] {
+        store
+            .register_resource(a.id, ResourceKind::Collection, name)
+            .await
+            .expect("register");
+    }
+    store
+        .register_resource(a.id, ResourceKind::Stream, "c8globals.s1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_resources(a.id, ResourceKind::Collection)
+            .await
+            .unwrap(),
+        ["orders", "users"]
+    );
+    assert_eq!(
+        store
+            .list_resources(a.id, ResourceKind::Stream)
+            .await
+            .unwrap(),
+        ["c8globals.s1"]
+    );
+    assert!(store
+        .list_resources(b.id, ResourceKind::Collection)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn macrometa_keyids_are_unique_per_tenant_among_live_keys(store: DynStore) {
+    let (t, admin) = tenant(&store, "acme").await;
+    let member = user(&store, t.id, "member").await;
+    let (first, _) = key_through(&store, &admin, "id1", Door::Macrometa).await;
+    // Another owner in the same tenant may not take the keyid: the rule is per tenant.
+    let clash = new_key(&member, "id1", Door::Macrometa, KeyShape::Native);
+    assert_conflict(
+        store.create_key(&clash.key, &clash.stored).await,
+        "key name",
+    );
+    // Other doors keep their per-owner names.
+    let third = user(&store, t.id, "third").await;
+    key_through(&store, &third, "id1", Door::Native).await;
+    let found = store
+        .key_by_door_name(t.id, Door::Macrometa, "id1")
+        .await
+        .unwrap()
+        .expect("found by keyid");
+    assert_eq!(found.id, first.id);
+    // A revoked keyid is free again, and no longer found.
+    revoke(&store, &first).await;
+    assert!(store
+        .key_by_door_name(t.id, Door::Macrometa, "id1")
+        .await
+        .unwrap()
+        .is_none());
+    let (again, _) = key_through(&store, &member, "id1", Door::Macrometa).await;
+    let (other, other_admin) = tenant(&store, "other").await;
+    key_through(&store, &other_admin, "id1", Door::Macrometa).await;
+    let found = store
+        .key_by_door_name(t.id, Door::Macrometa, "id1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, again.id);
+    assert_ne!(other.id, t.id);
 }

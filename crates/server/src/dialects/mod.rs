@@ -2,6 +2,7 @@
 //! error shapes onto [`crate::service::Keyward`]; it decides nothing on its own, so a key
 //! created through any door works through every door.
 
+pub mod macrometa;
 pub mod octopus;
 pub mod w3ipfs;
 
@@ -13,4 +14,5 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(octopus::routes())
         .merge(w3ipfs::routes())
+        .merge(macrometa::routes())
 }
