@@ -2,6 +2,8 @@
 //! loopback port with a fresh SQLite file, and a small client for it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use keyward_server::{RunningServer, ServeConfig};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -41,6 +43,15 @@ impl TestServer {
     }
 
     pub async fn start_in(data_dir: tempfile::TempDir) -> TestServer {
+        Self::start_configured(data_dir, |_| {}).await
+    }
+
+    /// Starts a node after `adjust` has had its say on the configuration (a shared
+    /// database, a shared secret).
+    pub async fn start_configured(
+        data_dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
         let mut config = ServeConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             data_dir.path().to_path_buf(),
@@ -48,6 +59,7 @@ impl TestServer {
         config.admin_email = Some(ADMIN_EMAIL.into());
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.usage_flush_interval = std::time::Duration::from_millis(200);
+        adjust(&mut config);
         let running = keyward_server::start(config).await.expect("server starts");
         TestServer {
             url: format!("http://{}", running.addr),
