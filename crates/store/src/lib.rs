@@ -10,10 +10,12 @@ use keyward_core::{
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+mod copy;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(crate) pool: sqlx::SqlitePool,
     /// One SQLite file has one node, so changes only travel within this process.
     changes: broadcast::Sender<Change>,
 }
