@@ -315,3 +315,98 @@ async fn two_nodes_creating_the_same_names_at_once_make_one_key_each() {
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     assert_eq!(listed.body["total"], NAMES);
 }
+
+/// Ends every connection of the database that listens for changes, as a network cut
+/// or a database restart would; returns how many it ended.
+async fn cut_listeners(db_url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("terminate listeners");
+    conn.close().await.ok();
+    cut.into_iter().filter(|done| *done).count() as i64
+}
+
+/// Revokes a key straight in the database, announcing nothing.
+async fn revoke_silently(db_url: &str, id: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+        .bind(now as i64)
+        .bind(uuid::Uuid::parse_str(id).expect("key id"))
+        .execute(&mut conn)
+        .await
+        .expect("revoke in the database");
+    assert_eq!(done.rows_affected(), 1);
+    conn.close().await.ok();
+}
+
+async fn listeners(db_url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    let count = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("count listeners");
+    conn.close().await.ok();
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_loses_its_change_feed_drops_its_cache_and_recovers() {
+    let c = cluster().await;
+    let url = c._db.url.clone();
+    assert_eq!(listeners(&url).await, 2, "each node listens");
+    let (id, secret) = c.key("cut", json!(["data.read"])).await;
+    warm(&c.b, &c.admin, &secret, None).await;
+
+    // A change B cannot hear about: made in the database without a notification,
+    // while B's feed is cut. B must still refuse the key in time, because losing the
+    // feed empties its cache (and keeps it empty until the feed is back).
+    assert_eq!(cut_listeners(&url).await, 2);
+    let silently = revoke_silently(&url, &id);
+    let (took, code) = stale_for(&c.b, &c.admin, &secret, None, silently).await;
+    assert_eq!(code, "REVOKED");
+    assert_kept("revoke during a feed outage", took);
+
+    // Both nodes listen again, cache again, and hear changes again.
+    let started = Instant::now();
+    while listeners(&url).await < 2 {
+        assert!(
+            started.elapsed() < GIVE_UP,
+            "the nodes did not listen again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (id, secret) = c.key("after", json!(["data.read"])).await;
+    let started = Instant::now();
+    loop {
+        let verifier = &c.b.running.as_ref().unwrap().app.verifier;
+        c.b.verify_code(&c.admin, &secret, None).await;
+        let lookups = verifier.store_lookups();
+        c.b.verify_code(&c.admin, &secret, None).await;
+        if verifier.store_lookups() == lookups {
+            break;
+        }
+        assert!(started.elapsed() < GIVE_UP, "B never cached again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revoke = async {
+        let reply =
+            c.a.call(Method::DELETE, &key_path(&id), Some(&c.admin), None)
+                .await;
+        assert_eq!(reply.status, StatusCode::OK, "revoke on A: {}", reply.text);
+    };
+    let (took, code) = stale_for(&c.b, &c.admin, &secret, None, revoke).await;
+    assert_eq!(code, "REVOKED");
+    assert_kept("revoke after the feed came back", took);
+}
