@@ -31,6 +31,11 @@ struct Cluster {
 /// Two nodes on one fresh database with one server secret. A starts first so that
 /// only A creates the first tenant.
 async fn cluster() -> Cluster {
+    cluster_with(|url| url.to_string()).await
+}
+
+/// A cluster whose node B reaches the database through the URL `b_url` makes of it.
+async fn cluster_with(b_url: impl FnOnce(&str) -> String) -> Cluster {
     let db = PgDatabase::create().await;
     let secret = format!(
         "{}{}",
@@ -46,7 +51,7 @@ async fn cluster() -> Cluster {
         .await
     };
     let a = node(db.url.clone(), secret.clone()).await;
-    let b = node(db.url.clone(), secret).await;
+    let b = node(b_url(&db.url), secret).await;
     let admin = a.admin_token().await;
     Cluster {
         a,
@@ -119,7 +124,7 @@ async fn stale_for(
 }
 
 fn assert_kept(what: &str, took: Duration) {
-    eprintln!("{what}: node B refused the key after {took:?}");
+    eprintln!("{what}: node B enforced the change after {took:?}");
     assert!(
         took < PROMISE,
         "{what}: node B accepted the key for {took:?}"
@@ -409,4 +414,126 @@ async fn a_node_that_loses_its_change_feed_drops_its_cache_and_recovers() {
     let (took, code) = stale_for(&c.b, &c.admin, &secret, None, revoke).await;
     assert_eq!(code, "REVOKED");
     assert_kept("revoke after the feed came back", took);
+}
+
+/// A TCP relay to PostgreSQL that can go quiet without closing anything, as a cut
+/// network path does: bytes stop flowing, and neither side hears a reset.
+struct Freezable {
+    addr: std::net::SocketAddr,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Freezable {
+    async fn start(upstream: String) -> Freezable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, gate.clone()));
+                tokio::spawn(pump(sr, cw, gate.clone()));
+            }
+        });
+        Freezable { addr, frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `host:port` of a PostgreSQL URL.
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit('@').next().unwrap_or(authority)
+}
+
+/// Asks `node` to verify `key`, authenticating with the API key `caller`, and gives up
+/// after 200 ms. `None` is no answer (a hung database, a timeout).
+async fn quick_verify(node: &TestServer, caller: &str, key: &str) -> Option<String> {
+    let response = node
+        .http
+        .post(format!("{}/v0/keys/verify", node.url))
+        .bearer_auth(caller)
+        .json(&json!({ "key": key }))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    body["code"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_without_a_reset_stops_accepting_changed_keys_within_a_second() {
+    let upstream = std::env::var("KEYWARD_TEST_POSTGRES_URL").unwrap_or_default();
+    let relay = Freezable::start(host_port(&upstream).to_string()).await;
+    let relay_addr = relay.addr.to_string();
+    let c = cluster_with(move |url| url.replacen(host_port(url), &relay_addr, 1)).await;
+    // An API key as the caller's credential: B checks it from its cache too, so while
+    // B's cache is intact it can answer without its database.
+    let (_, caller) = c.key("caller", json!(["keyward.keys.verify"])).await;
+    let (id, secret) = c.key("cut-off", json!(["data.read"])).await;
+    warm(&c.b, &c.admin, &caller, None).await;
+    warm(&c.b, &c.admin, &secret, None).await;
+    assert_eq!(
+        quick_verify(&c.b, &caller, &secret).await.as_deref(),
+        Some("VALID")
+    );
+
+    relay.freeze(true);
+    let revoked_at = Instant::now();
+    let reply =
+        c.a.call(Method::DELETE, &key_path(&id), Some(&c.admin), None)
+            .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // B hears neither the feed nor its database. Whatever it answers must not be VALID
+    // once the promise's second has passed; no answer is not an acceptance.
+    let mut last_valid = Duration::ZERO;
+    let mut answers = 0;
+    while revoked_at.elapsed() < Duration::from_secs(3) {
+        match quick_verify(&c.b, &caller, &secret).await.as_deref() {
+            Some("VALID") => last_valid = revoked_at.elapsed(),
+            Some(_) => answers += 1,
+            None => {}
+        }
+    }
+    eprintln!("B's other answers while cut off: {answers}");
+    assert_kept("revoke while B is cut off silently", last_valid);
+
+    relay.freeze(false);
+    let started = Instant::now();
+    while quick_verify(&c.b, &caller, &secret).await.as_deref() != Some("REVOKED") {
+        assert!(started.elapsed() < GIVE_UP, "B did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

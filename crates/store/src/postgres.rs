@@ -10,6 +10,13 @@ use tokio::sync::mpsc;
 
 /// The notification channel every node listens on.
 const CHANNEL: &str = "keyward_changes";
+/// Every node says "ping" on the channel this often, and a listener that hears nothing
+/// at all for `SILENCE_LIMIT` treats its connection as dead. That catches a connection
+/// that died without a reset reaching us (which TCP alone may take minutes to notice),
+/// within the one-second promise.
+const PING_EVERY: Duration = Duration::from_millis(150);
+const SILENCE_LIMIT: Duration = Duration::from_millis(600);
+const PING: &str = "ping";
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
@@ -59,6 +66,7 @@ impl PostgresStore {
     async fn follow_changes(&self) -> StoreResult<ChangeFeed> {
         let listener = listen(&self.pool).await?;
         let (feed, followed) = mpsc::channel(1024);
+        tokio::spawn(ping(self.pool.clone(), feed.clone()));
         tokio::spawn(follow(self.pool.clone(), listener, feed));
         Ok(followed)
     }
@@ -93,11 +101,35 @@ async fn follow(pool: sqlx::PgPool, mut listener: PgListener, feed: mpsc::Sender
     }
 }
 
-/// Passes notifications on until the connection is lost (`Ok`) or nobody follows
-/// any more (`Err`).
+/// Keeps the channel from falling silent while this node's feed is followed. A failed
+/// ping is not reported: the silence it leaves is.
+async fn ping(pool: sqlx::PgPool, feed: mpsc::Sender<ChangeEvent>) {
+    let mut ticker = tokio::time::interval(PING_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !feed.is_closed() {
+        ticker.tick().await;
+        let _ = tokio::time::timeout(
+            SILENCE_LIMIT,
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(PING)
+                .execute(&pool),
+        )
+        .await;
+    }
+}
+
+/// Passes notifications on until the connection is lost or silent (`Ok`) or nobody
+/// follows any more (`Err`).
 async fn relay(listener: &mut PgListener, feed: &mpsc::Sender<ChangeEvent>) -> Result<(), ()> {
     loop {
-        match listener.try_recv().await {
+        // Abandoning `try_recv` midway is harmless here: the listener is dropped.
+        let Ok(heard) = tokio::time::timeout(SILENCE_LIMIT, listener.try_recv()).await else {
+            tracing::warn!("the change feed fell silent; reconnecting");
+            return Ok(());
+        };
+        match heard {
+            Ok(Some(note)) if note.payload() == PING => {}
             Ok(Some(note)) => match Change::from_payload(note.payload()) {
                 Some(change) => feed
                     .send(ChangeEvent::Changed(change))
