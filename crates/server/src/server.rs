@@ -201,7 +201,15 @@ async fn bootstrap(store: &DynStore, config: &ServeConfig) -> anyhow::Result<()>
             true,
         ),
     };
-    create_tenant(store, DEFAULT_TENANT, &email, &password).await?;
+    if let Err(err) = create_tenant(store, DEFAULT_TENANT, &email, &password).await {
+        // Several nodes starting at once on an empty database: one of them wins (the
+        // tenant name is unique), and the others carry on with its tenant.
+        if store.tenant_count().await? > 0 {
+            tracing::info!("another node created the first tenant");
+            return Ok(());
+        }
+        return Err(err);
+    }
     // Standard output, not the log: a person reads it once at first start.
     println!("Keyward: created tenant '{DEFAULT_TENANT}' with administrator {email}");
     if generated {
