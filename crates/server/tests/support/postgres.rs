@@ -61,6 +61,31 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Every row of every table of the database, as text.
+pub async fn all_rows(url: &str) -> Vec<u8> {
+    let mut conn = admin(url).connect().await.expect("connect");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    let mut rows = Vec::new();
+    for table in tables {
+        let sql = format!("SELECT t::text FROM \"{table}\" t");
+        let texts: Vec<String> = sqlx::query_scalar(&sql)
+            .fetch_all(&mut conn)
+            .await
+            .expect("read rows");
+        for text in texts {
+            rows.extend_from_slice(text.as_bytes());
+            rows.push(b'\n');
+        }
+    }
+    conn.close().await.ok();
+    rows
+}
+
 fn admin(url: &str) -> PgConnectOptions {
     PgConnectOptions::from_str(url)
         .unwrap_or_else(|e| panic!("KEYWARD_TEST_POSTGRES_URL is not a PostgreSQL URL: {e}"))
