@@ -4,7 +4,7 @@
 //! sends the notification, so PostgreSQL delivers it exactly when the change commits.
 
 use crate::{Change, ChangeEvent, ChangeFeed, StoreError, StoreResult};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -64,16 +64,26 @@ impl PostgresStore {
     /// Listens on a connection of its own. The first connection is made here, so a node
     /// that cannot listen does not start; later losses are reported and retried.
     async fn follow_changes(&self) -> StoreResult<ChangeFeed> {
-        let listener = listen(&self.pool).await?;
+        let options = (*self.pool.connect_options()).clone();
+        let listener = listen(&options).await?;
         let (feed, followed) = mpsc::channel(1024);
         tokio::spawn(ping(self.pool.clone(), feed.clone()));
-        tokio::spawn(follow(self.pool.clone(), listener, feed));
+        tokio::spawn(follow(options, listener, feed));
         Ok(followed)
     }
 }
 
-async fn listen(pool: &sqlx::PgPool) -> StoreResult<PgListener> {
-    let mut listener = PgListener::connect_with(pool)
+/// Listens on a fresh connection from a pool of its own: the listener never takes one of
+/// the query pool's connections, and a connection it gave up on (possibly hung) is
+/// never handed out again.
+async fn listen(options: &PgConnectOptions) -> StoreResult<PgListener> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(SILENCE_LIMIT * 4)
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&own)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot listen for changes: {e}")))?;
     listener
@@ -83,7 +93,11 @@ async fn listen(pool: &sqlx::PgPool) -> StoreResult<PgListener> {
     Ok(listener)
 }
 
-async fn follow(pool: sqlx::PgPool, mut listener: PgListener, feed: mpsc::Sender<ChangeEvent>) {
+async fn follow(
+    options: PgConnectOptions,
+    mut listener: PgListener,
+    feed: mpsc::Sender<ChangeEvent>,
+) {
     loop {
         if relay(&mut listener, &feed).await.is_err() {
             return;
@@ -91,7 +105,7 @@ async fn follow(pool: sqlx::PgPool, mut listener: PgListener, feed: mpsc::Sender
         if feed.send(ChangeEvent::Lost).await.is_err() {
             return;
         }
-        listener = match reconnect(&pool, &feed).await {
+        listener = match reconnect(&options, &feed).await {
             Some(listener) => listener,
             None => return,
         };
@@ -149,13 +163,16 @@ async fn relay(listener: &mut PgListener, feed: &mpsc::Sender<ChangeEvent>) -> R
     }
 }
 
-async fn reconnect(pool: &sqlx::PgPool, feed: &mpsc::Sender<ChangeEvent>) -> Option<PgListener> {
+async fn reconnect(
+    options: &PgConnectOptions,
+    feed: &mpsc::Sender<ChangeEvent>,
+) -> Option<PgListener> {
     let mut delay = RECONNECT_FIRST;
     loop {
         if feed.is_closed() {
             return None;
         }
-        match listen(pool).await {
+        match listen(options).await {
             Ok(listener) => return Some(listener),
             Err(err) => tracing::warn!(%err, "change feed still down"),
         }
