@@ -48,6 +48,35 @@ pub async fn migrate(args: StoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Copies a SQLite store into an empty PostgreSQL one. Keys stay valid because their
+/// keyed hashes are copied as stored: the PostgreSQL nodes need the same server secret.
+pub async fn migrate_store(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    let Some(path) = from.strip_prefix("sqlite://") else {
+        anyhow::bail!("--from must be a SQLite URL: sqlite://DATA_DIR/keyward.db");
+    };
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        anyhow::bail!("--to must be a PostgreSQL URL: postgres://...");
+    }
+    if !std::path::Path::new(path).is_file() {
+        anyhow::bail!("no SQLite database at {path}");
+    }
+    let source = keyward_store::SqliteStore::open(std::path::Path::new(path)).await?;
+    let target = keyward_store::PostgresStore::connect(to).await?;
+    let copied = keyward_store::copy_sqlite_to_postgres(&source, &target)
+        .await
+        .context("migrate-store copies into an empty database only")?;
+    keyward_store::Store::close(&source).await;
+    keyward_store::Store::close(&target).await;
+    for (table, rows) in copied {
+        println!("{table}: {rows} rows copied");
+    }
+    println!(
+        "done: start the PostgreSQL nodes with the same server secret as the SQLite \
+         deployment (its data directory's `secret` file, as KEYWARD_SECRET)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn create_tenant(
     args: StoreArgs,
     name: &str,

@@ -26,6 +26,8 @@ enum Command {
     Serve(settings::ServeArgs),
     /// Apply the store's migrations and exit.
     Migrate(settings::StoreArgs),
+    /// Copy a SQLite deployment into an empty PostgreSQL database, keeping every key valid.
+    MigrateStore(MigrateStoreArgs),
     /// Manage tenants directly in the store (no server needed).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -62,6 +64,16 @@ enum TenantCommand {
         )]
         admin_password: String,
     },
+}
+
+#[derive(Args)]
+struct MigrateStoreArgs {
+    /// The SQLite database to copy: `sqlite://DATA_DIR/keyward.db`.
+    #[arg(long)]
+    from: String,
+    /// The PostgreSQL database to fill (`postgres://...`); it must hold no tenant yet.
+    #[arg(long, hide_env_values = true)]
+    to: String,
 }
 
 /// Where the server is and how the client reads and writes its session.
@@ -209,6 +221,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::MigrateStore(MigrateStoreArgs { from, to }) => migrate_store(&from, &to).await,
         Command::Tenant(TenantCommand::Create {
             store,
             name,

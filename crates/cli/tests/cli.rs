@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use tempfile::TempDir;
 
+/// A fresh PostgreSQL database per test (shared with the server's tests).
+#[path = "../../server/tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
 const BIN: &str = env!("CARGO_BIN_EXE_keyward");
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "correct-horse-battery";
@@ -436,4 +441,78 @@ fn migrate_and_tenant_create_work_on_a_store_without_a_server() {
     admin.login(&node.url, "boss@acme.example", "acme-password-1");
     let me = admin.ok(&["me"]);
     assert!(me.contains("acme"), "{me}");
+}
+
+#[test]
+fn migrate_store_copies_a_sqlite_deployment_into_postgresql_keeping_every_key_valid() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(postgres::PgDatabase::create());
+    let data = TempDir::new().unwrap();
+    let me = User::new();
+    let mut valid = Vec::new();
+    let (revoked, in_grace);
+    {
+        let node = serve_with_admin(data.path());
+        me.login(&node.url, EMAIL, PASSWORD);
+        for name in ["web", "ci", "batch"] {
+            let created = me.json(&[
+                "keys",
+                "create",
+                "--name",
+                name,
+                "--permission",
+                "data.read",
+            ]);
+            valid.push(created["api_key"].as_str().unwrap().to_string());
+        }
+        let gone = me.json(&["keys", "create", "--name", "gone"]);
+        revoked = gone["api_key"].as_str().unwrap().to_string();
+        me.ok(&["keys", "revoke", gone["id"].as_str().unwrap()]);
+        let turned = me.json(&["keys", "create", "--name", "turned"]);
+        in_grace = turned["api_key"].as_str().unwrap().to_string();
+        let id = turned["id"].as_str().unwrap();
+        let rotated = me.json(&["keys", "rotate", id, "--grace-seconds", "3600"]);
+        valid.push(rotated["api_key"].as_str().unwrap().to_string());
+        valid.push(in_grace.clone());
+    }
+
+    let from = format!("sqlite://{}", data.path().join("keyward.db").display());
+    let copied = me.ok(&["migrate-store", "--from", &from, "--to", &db.url]);
+    assert!(copied.contains("api_keys: 5 rows copied"), "{copied}");
+    assert!(copied.contains("key_secrets: 6 rows copied"), "{copied}");
+    let again = me.fails(&["migrate-store", "--from", &from, "--to", &db.url], &[]);
+    assert!(
+        again.contains("empty"),
+        "a non-empty target is refused: {again}"
+    );
+
+    let secret = std::fs::read_to_string(data.path().join("secret")).unwrap();
+    let pg_dir = TempDir::new().unwrap();
+    let node = serve(
+        pg_dir.path(),
+        &["--database-url", &db.url],
+        &[("KEYWARD_SECRET", secret.trim())],
+    );
+    me.login(&node.url, EMAIL, PASSWORD);
+    for key in &valid {
+        assert!(
+            me.ok(&["keys", "verify", key]).starts_with("VALID"),
+            "{key}"
+        );
+    }
+    let refused = me.run(&["keys", "verify", &revoked], &[]);
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("REVOKED"));
+    // New rows continue after the copied ones rather than colliding with them.
+    let fresh = me.json(&["keys", "create", "--name", "after-the-move"]);
+    assert!(me
+        .ok(&["keys", "verify", fresh["api_key"].as_str().unwrap()])
+        .starts_with("VALID"));
+    me.ok(&[
+        "users",
+        "create",
+        "--email",
+        "new@example.com",
+        "--password",
+        "new-password-1",
+    ]);
 }

@@ -69,6 +69,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let flusher = spawn_usage_flusher(app.clone(), config.usage_flush_interval, stopped.clone());
+    let follower = spawn_change_follower(app.clone(), stopped.clone()).await?;
     let router = crate::router(app.clone());
     let serving_app = app.clone();
     let task = tokio::spawn(async move {
@@ -83,6 +84,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
             })
             .await?;
         flusher.await.ok();
+        follower.await.ok();
         if let Err(err) = serving_app.verifier.flush_usage().await {
             tracing::warn!(%err, "could not flush usage counters at shutdown");
         }
@@ -96,6 +98,30 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         stop,
         task,
     })
+}
+
+/// Applies every node's key and owner changes to this node's cache. Subscribing before
+/// serving means no change committed after the first request goes unheard.
+async fn spawn_change_follower(
+    app: Arc<Keyward>,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mut feed = app.store.subscribe_changes().await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = feed.recv() => match event {
+                    Some(event) => app.verifier.apply(event),
+                    None => {
+                        tracing::error!("the change feed ended; caching stops on this node");
+                        app.verifier.apply(keyward_store::ChangeEvent::Lost);
+                        return;
+                    }
+                },
+                _ = stopped.changed() => return,
+            }
+        }
+    }))
 }
 
 fn spawn_usage_flusher(
@@ -175,7 +201,15 @@ async fn bootstrap(store: &DynStore, config: &ServeConfig) -> anyhow::Result<()>
             true,
         ),
     };
-    create_tenant(store, DEFAULT_TENANT, &email, &password).await?;
+    if let Err(err) = create_tenant(store, DEFAULT_TENANT, &email, &password).await {
+        // Several nodes starting at once on an empty database: one of them wins (the
+        // tenant name is unique), and the others carry on with its tenant.
+        if store.tenant_count().await? > 0 {
+            tracing::info!("another node created the first tenant");
+            return Ok(());
+        }
+        return Err(err);
+    }
     // Standard output, not the log: a person reads it once at first start.
     println!("Keyward: created tenant '{DEFAULT_TENANT}' with administrator {email}");
     if generated {

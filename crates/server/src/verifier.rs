@@ -7,7 +7,7 @@
 use keyward_core::{
     decide, Found, KeyHasher, KeyId, Query, SecretHash, TenantId, UserId, VerifyCode,
 };
-use keyward_store::{DynStore, KeyUsage, SecretMatch, StoreError};
+use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, SecretMatch, StoreError};
 use moka::sync::Cache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +36,14 @@ impl Verdict {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Freshness {
+    epoch: u64,
+    /// Whether other nodes' changes are being heard. While they are not, nothing is
+    /// cached: an entry could go stale without anyone saying so.
+    hearing: bool,
+}
+
 pub struct Verifier {
     hasher: KeyHasher,
     store: DynStore,
@@ -43,7 +51,7 @@ pub struct Verifier {
     /// Bumped by every invalidation; a miss that read the store before a bump must not
     /// put what it read into the cache. The lock orders "check and insert" against
     /// "bump and invalidate"; only misses and invalidations take it.
-    epoch: RwLock<u64>,
+    epoch: RwLock<Freshness>,
     usage: Vec<Mutex<HashMap<KeyId, KeyUsage>>>,
     lookups: AtomicU64,
 }
@@ -58,7 +66,10 @@ impl Verifier {
                 .time_to_live(CACHE_TTL)
                 .support_invalidation_closures()
                 .build(),
-            epoch: RwLock::new(0),
+            epoch: RwLock::new(Freshness {
+                epoch: 0,
+                hearing: true,
+            }),
             usage: (0..USAGE_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -135,7 +146,7 @@ impl Verifier {
         let found = found.filter(|m| m.secret_hash.ct_eq(&hash));
         let entry: Entry = Arc::new(found);
         let epoch = self.epoch.read().expect("epoch lock");
-        if *epoch == epoch_before {
+        if *epoch == epoch_before && epoch.hearing {
             self.cache.insert(hash, entry.clone());
         }
         Ok(entry)
@@ -151,9 +162,28 @@ impl Verifier {
         self.invalidate(move |m| m.owner.id == owner);
     }
 
+    /// Acts on what the store's change feed reports from any node.
+    pub fn apply(&self, event: ChangeEvent) {
+        match event {
+            ChangeEvent::Changed(Change::Key(key)) => self.invalidate_key(key),
+            ChangeEvent::Changed(Change::Owner(owner)) => self.invalidate_owner(owner),
+            ChangeEvent::Lost => self.forget_all(false),
+            ChangeEvent::Resumed => self.forget_all(true),
+        }
+    }
+
+    /// Drops every entry. Entries are also dropped on `Resumed`: they were cached
+    /// before the loss, and changes made during it were never heard.
+    fn forget_all(&self, hearing: bool) {
+        let mut epoch = self.epoch.write().expect("epoch lock");
+        epoch.epoch += 1;
+        epoch.hearing = hearing;
+        self.cache.invalidate_all();
+    }
+
     fn invalidate(&self, matches: impl Fn(&SecretMatch) -> bool + Send + Sync + 'static) {
         let mut epoch = self.epoch.write().expect("epoch lock");
-        *epoch += 1;
+        epoch.epoch += 1;
         self.cache
             .invalidate_entries_if(move |_, entry| entry.as_ref().as_ref().is_some_and(&matches))
             .expect("invalidation closures are enabled");

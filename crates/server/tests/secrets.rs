@@ -115,20 +115,7 @@ async fn secrets_are_shown_once_and_never_stored() {
 
     // Uses are flushed and the store closed on shutdown; then read the files raw.
     server.stop().await;
-    let mut stored = Vec::new();
-    let mut files = 0;
-    for suffix in ["", "-wal", "-shm"] {
-        let path = format!("{}{suffix}", server.db_path().display());
-        if let Ok(bytes) = std::fs::read(&path) {
-            files += 1;
-            stored.extend_from_slice(&bytes);
-        }
-    }
-    assert!(
-        files >= 1,
-        "no database file in {}",
-        server.data_dir.path().display()
-    );
+    let stored = server.stored_bytes().await;
     // These are the right files: the keys themselves are in them.
     for name in [
         "secret-test-admin-1",

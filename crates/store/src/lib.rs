@@ -10,10 +10,12 @@ use keyward_core::{
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+mod copy;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -34,6 +36,50 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change that makes what nodes cached about a key stale. Stores announce it inside
+/// the writing transaction (or right after it commits), so every node hears about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The key's state, grants, expiry or secrets changed.
+    Key(KeyId),
+    /// The owner's role, grants or state changed, which affects all of their keys.
+    Owner(UserId),
+}
+
+impl Change {
+    /// The text form carried by a notification: `key:<uuid>` or `owner:<uuid>`.
+    pub fn to_payload(self) -> String {
+        match self {
+            Change::Key(id) => format!("key:{}", id.0),
+            Change::Owner(id) => format!("owner:{}", id.0),
+        }
+    }
+
+    pub fn from_payload(text: &str) -> Option<Change> {
+        let (kind, id) = text.split_once(':')?;
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        match kind {
+            "key" => Some(Change::Key(KeyId(id))),
+            "owner" => Some(Change::Owner(UserId(id))),
+            _ => None,
+        }
+    }
+}
+
+/// What a change feed reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeEvent {
+    Changed(Change),
+    /// The feed stopped hearing changes (connection lost, or it fell behind): anything
+    /// cached may be stale, and nothing read now can be trusted to stay fresh.
+    Lost,
+    /// The feed hears changes again; what was cached while it was lost may be stale.
+    Resumed,
+}
+
+/// Changes announced by every node (this one included), in order of commit.
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<ChangeEvent>;
 
 /// Which keys a listing returns.
 #[derive(Clone, Copy, Debug, Default)]
@@ -149,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
     async fn lookup_secret(&self, hash: &SecretHash) -> StoreResult<Option<SecretMatch>>;
     /// Adds batched usage to the keys' counters and last-used times.
     async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+
+    // Coherence between nodes.
+    /// Follows the changes every node announces (`update_key`, `rotate_key` and
+    /// `update_user` announce theirs). Fails when the feed cannot be set up at all.
+    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed>;
 }
 
 pub type DynStore = Arc<dyn Store>;

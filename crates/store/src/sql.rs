@@ -70,7 +70,10 @@ macro_rules! impl_store {
         mod generated {
             use super::$store;
             use crate::sql::*;
-            use crate::{KeyFilter, KeyUsage, SecretMatch, Store, StoreError, StoreResult};
+            use crate::{
+                Change, ChangeFeed, KeyFilter, KeyUsage, SecretMatch, Store, StoreError,
+                StoreResult,
+            };
             use async_trait::async_trait;
             use keyward_core::{
                 ApiKey, Door, KeyId, KeySecret, KeyShape, Page, Paged, ResourceKind, Role,
@@ -470,6 +473,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_user(&self, user: &User) -> StoreResult<()> {
+                    let mut tx = self.pool.begin().await.map_err(read_error)?;
                     let done = sqlx::query(
                         "UPDATE users SET email = $1, username = $2, display_name = $3, \
                          password_hash = $4, role = $5, active = $6, grants = $7, \
@@ -485,13 +489,13 @@ macro_rules! impl_store {
                     .bind(micros(user.updated_at))
                     .bind(user.id.0)
                     .bind(user.tenant_id.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(user_conflict)?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
-                    Ok(())
+                    self.commit_announcing(tx, Change::Owner(user.id)).await
                 }
 
                 async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey> {
@@ -633,6 +637,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_key(&self, key: &ApiKey) -> StoreResult<()> {
+                    let mut tx = self.pool.begin().await.map_err(read_error)?;
                     let done = sqlx::query(
                         "UPDATE api_keys SET name = $1, grants = $2, metadata = $3, \
                          enabled = $4, updated_at = $5, expires_at = $6, revoked_at = $7, \
@@ -648,13 +653,13 @@ macro_rules! impl_store {
                     .bind(key.start.as_str())
                     .bind(key.id.0)
                     .bind(key.tenant_id.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| db_error(e, "key name"))?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
-                    Ok(())
+                    self.commit_announcing(tx, Change::Key(key.id)).await
                 }
 
                 async fn rotate_key(
@@ -699,7 +704,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(read_error)?;
                     insert_secret(&mut tx, secret).await?;
-                    tx.commit().await.map_err(read_error)
+                    self.commit_announcing(tx, Change::Key(key.id)).await
                 }
 
                 async fn lookup_secret(
@@ -755,6 +760,10 @@ macro_rules! impl_store {
                         .map_err(read_error)?;
                     }
                     tx.commit().await.map_err(read_error)
+                }
+
+                async fn subscribe_changes(&self) -> StoreResult<ChangeFeed> {
+                    self.follow_changes().await
                 }
             }
 

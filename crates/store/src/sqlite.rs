@@ -1,13 +1,16 @@
 //! The embedded default: one SQLite file in the data directory, in WAL mode with full
 //! synchronous commits, so an acknowledged key survives a killed process or a power cut.
 
-use crate::{StoreError, StoreResult};
+use crate::{Change, ChangeEvent, ChangeFeed, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
 
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(crate) pool: sqlx::SqlitePool,
+    /// One SQLite file has one node, so changes only travel within this process.
+    changes: broadcast::Sender<Change>,
 }
 
 impl SqliteStore {
@@ -29,7 +32,43 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(SqliteStore { pool })
+        let (changes, _) = broadcast::channel(1024);
+        Ok(SqliteStore { pool, changes })
+    }
+
+    async fn commit_announcing(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        change: Change,
+    ) -> StoreResult<()> {
+        tx.commit().await.map_err(crate::sql::read_error)?;
+        // No follower is not an error: a node without a verifier (the CLI) still writes.
+        let _ = self.changes.send(change);
+        Ok(())
+    }
+
+    async fn follow_changes(&self) -> StoreResult<ChangeFeed> {
+        let mut heard = self.changes.subscribe();
+        let (feed, followed) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let event = match heard.recv().await {
+                    Ok(change) => ChangeEvent::Changed(change),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Changes were dropped unseen: say so, then carry on.
+                        if feed.send(ChangeEvent::Lost).await.is_err() {
+                            return;
+                        }
+                        ChangeEvent::Resumed
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if feed.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(followed)
     }
 }
 

@@ -14,7 +14,8 @@ use keyward_core::{
     Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
 use keyward_store::{
-    DynStore, KeyFilter, KeyUsage, PostgresStore, SqliteStore, StoreError, StoreResult,
+    Change, ChangeEvent, ChangeFeed, DynStore, KeyFilter, KeyUsage, PostgresStore, SqliteStore,
+    StoreError, StoreResult,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -189,6 +190,7 @@ on_every_backend!(
     spaces_are_created_and_found_by_name,
     resources_are_registered_once_per_space_and_kind,
     macrometa_keyids_are_unique_per_tenant_among_live_keys,
+    key_and_owner_changes_are_announced_on_commit,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1890,4 +1892,62 @@ async fn macrometa_keyids_are_unique_per_tenant_among_live_keys(store: DynStore)
         .unwrap();
     assert_eq!(found.id, again.id);
     assert_ne!(other.id, t.id);
+}
+
+// ---------------------------------------------------------------------------------------
+// Change feed
+// ---------------------------------------------------------------------------------------
+
+async fn next_change(feed: &mut ChangeFeed) -> ChangeEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(5), feed.recv())
+        .await
+        .expect("a change is announced within 5 s")
+        .expect("the feed stays open")
+}
+
+async fn key_and_owner_changes_are_announced_on_commit(store: DynStore) {
+    let mut feed = store.subscribe_changes().await.expect("subscribe");
+    let mut second = store.subscribe_changes().await.expect("subscribe again");
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (k, _) = key(&store, &jo, "k").await;
+    revoke(&store, &k).await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        ChangeEvent::Changed(Change::Key(k.id))
+    );
+    assert_eq!(
+        next_change(&mut second).await,
+        ChangeEvent::Changed(Change::Key(k.id))
+    );
+    let (k2, _) = key(&store, &jo, "k2").await;
+    let (rotated, stored, _) = rotation(&k2, now());
+    store
+        .rotate_key(&rotated, &stored, now())
+        .await
+        .expect("rotate");
+    assert_eq!(
+        next_change(&mut feed).await,
+        ChangeEvent::Changed(Change::Key(k2.id))
+    );
+    let renamed = User {
+        display_name: "Jo R.".into(),
+        ..jo.clone()
+    };
+    store.update_user(&renamed).await.expect("update user");
+    assert_eq!(
+        next_change(&mut feed).await,
+        ChangeEvent::Changed(Change::Owner(jo.id))
+    );
+    // A refused change is not announced: the next announcement is the later one.
+    let unknown = ApiKey {
+        id: KeyId::generate(),
+        ..k2.clone()
+    };
+    assert_not_found(store.update_key(&unknown).await);
+    revoke(&store, &k2).await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        ChangeEvent::Changed(Change::Key(k2.id))
+    );
 }

@@ -2,6 +2,8 @@
 //! loopback port with a fresh SQLite file, and a small client for it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use keyward_server::{RunningServer, ServeConfig};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -24,6 +26,33 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     pub running: Option<RunningServer>,
     pub http: reqwest::Client,
+    /// The PostgreSQL database this server created, when the suite runs on PostgreSQL.
+    pub database: Option<postgres::PgDatabase>,
+}
+
+/// Set by ./scripts/test for its second pass: the HTTP suite runs on PostgreSQL.
+const BACKEND_VAR: &str = "KEYWARD_TEST_BACKEND";
+/// Where a data directory remembers its PostgreSQL database, so that a server started
+/// again in the same directory finds the same data, as with SQLite.
+const DATABASE_URL_FILE: &str = "test-database-url";
+
+/// With `KEYWARD_TEST_BACKEND=postgres`, the database of a data directory: the one it
+/// remembers, or a fresh one (returned, to be dropped with the server that made it).
+async fn test_database(
+    data_dir: &std::path::Path,
+) -> (Option<String>, Option<postgres::PgDatabase>) {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Ok("postgres") => {}
+        Ok("sqlite") | Err(_) => return (None, None),
+        Ok(other) => panic!("{BACKEND_VAR}={other}: use sqlite or postgres"),
+    }
+    let remembered = data_dir.join(DATABASE_URL_FILE);
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return (Some(url), None);
+    }
+    let database = postgres::PgDatabase::create().await;
+    std::fs::write(&remembered, &database.url).expect("remember the database");
+    (Some(database.url.clone()), Some(database))
 }
 
 /// An answer: status and JSON body (`Value::Null` when the body is not JSON).
@@ -41,6 +70,15 @@ impl TestServer {
     }
 
     pub async fn start_in(data_dir: tempfile::TempDir) -> TestServer {
+        Self::start_configured(data_dir, |_| {}).await
+    }
+
+    /// Starts a node after `adjust` has had its say on the configuration (a shared
+    /// database, a shared secret).
+    pub async fn start_configured(
+        data_dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> TestServer {
         let mut config = ServeConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             data_dir.path().to_path_buf(),
@@ -48,13 +86,35 @@ impl TestServer {
         config.admin_email = Some(ADMIN_EMAIL.into());
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.usage_flush_interval = std::time::Duration::from_millis(200);
+        let (database_url, database) = test_database(data_dir.path()).await;
+        config.database_url = database_url;
+        adjust(&mut config);
         let running = keyward_server::start(config).await.expect("server starts");
         TestServer {
             url: format!("http://{}", running.addr),
             data_dir,
             running: Some(running),
             http: reqwest::Client::new(),
+            database,
         }
+    }
+
+    /// Everything the store holds, raw: the SQLite files, or every PostgreSQL row as
+    /// text (hashes as hex), for searching for what must never be stored.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        let url = std::fs::read_to_string(self.data_dir.path().join(DATABASE_URL_FILE));
+        let stored = match url {
+            Ok(url) => postgres::all_rows(&url).await,
+            Err(_) => ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    std::fs::read(format!("{}{suffix}", self.db_path().display())).ok()
+                })
+                .flatten()
+                .collect(),
+        };
+        assert!(!stored.is_empty(), "nothing stored for {}", self.url);
+        stored
     }
 
     pub fn db_path(&self) -> PathBuf {
