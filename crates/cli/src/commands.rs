@@ -40,6 +40,19 @@ async fn open_store(args: StoreArgs) -> anyhow::Result<keyward_store::DynStore> 
     Ok(keyward_store::open(&url).await?)
 }
 
+pub async fn bench_load(
+    args: ServeArgs,
+    count: u64,
+    print: usize,
+    prefix: &str,
+) -> anyhow::Result<ExitCode> {
+    let secrets = keyward_server::bulk::load_keys(&args.resolve()?, count, print, prefix).await?;
+    for secret in secrets {
+        println!("{}", secret.expose());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn migrate(args: StoreArgs) -> anyhow::Result<ExitCode> {
     // Opening a store applies its pending migrations, under the store's own lock.
     let store = open_store(args).await?;

@@ -43,6 +43,21 @@ enum Command {
     /// Create and list users (administrators).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Load-test setup: store COUNT keys directly (one transaction per few thousand) and
+    /// print the last one's secret. Hidden: it is for scripts/bench, not for operators.
+    #[command(hide = true)]
+    BenchLoad {
+        #[command(flatten)]
+        serve: settings::ServeArgs,
+        #[arg(long)]
+        count: u64,
+        /// Key names are `PREFIX-0`, `PREFIX-1`, ...; use a new one for each load.
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        /// How many of the last keys' secrets to print, one a line.
+        #[arg(long, default_value_t = 1)]
+        print: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -233,5 +248,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Me(args) => me(args).await,
         Command::Keys(command) => keys(command).await,
         Command::Users(command) => users(command).await,
+        Command::BenchLoad {
+            serve,
+            count,
+            prefix,
+            print,
+        } => bench_load(serve, count, print, &prefix).await,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod bulk;
 pub mod config;
 pub mod dialects;
 pub mod error;

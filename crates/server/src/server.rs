@@ -147,7 +147,7 @@ fn spawn_usage_flusher(
 
 /// The server secret: from the configuration, else from `data_dir/secret`, else a new
 /// one written there readable by the owner only.
-fn load_or_create_secret(config: &ServeConfig) -> anyhow::Result<ServerSecret> {
+pub(crate) fn load_or_create_secret(config: &ServeConfig) -> anyhow::Result<ServerSecret> {
     if let Some(hex) = &config.secret_hex {
         return ServerSecret::from_hex(hex).map_err(|e| anyhow::anyhow!("KEYWARD_SECRET: {e}"));
     }
@@ -183,7 +183,7 @@ pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// On an empty store, creates the default tenant, its default space and its first
 /// administrator.
-async fn bootstrap(store: &DynStore, config: &ServeConfig) -> anyhow::Result<()> {
+pub(crate) async fn bootstrap(store: &DynStore, config: &ServeConfig) -> anyhow::Result<()> {
     if store.tenant_count().await? > 0 {
         return Ok(());
     }

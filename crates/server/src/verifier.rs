@@ -115,7 +115,12 @@ impl Verifier {
         let code = match entry.as_ref() {
             None => VerifyCode::NotFound,
             Some(m) => {
-                let owner_grants = m.owner.effective_grants();
+                // Only a permission query reads the owner's grants; building them
+                // clones a list, which a plain check need not pay for.
+                let owner_grants = match required {
+                    Some(_) => m.owner.effective_grants(),
+                    None => keyward_core::Grants::default(),
+                };
                 let found = Found {
                     key: &m.key,
                     secret_expires_at: m.secret_expires_at,

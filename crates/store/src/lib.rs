@@ -156,6 +156,9 @@ pub trait Store: Send + Sync + 'static {
     // Keys.
     /// Inserts a key with its first secret, durably, and returns it with its `seq`.
     async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey>;
+    /// Inserts many keys with their first secrets in one transaction: all or none. For
+    /// bulk imports and load tests, where a commit per key would be the bottleneck.
+    async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()>;
     async fn key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<ApiKey>>;
     /// The unrevoked key with this name, of one owner or (with `None`) of the tenant.
     async fn key_by_name(

@@ -534,6 +534,42 @@ macro_rules! impl_store {
                     Ok(ApiKey { seq, ..key.clone() })
                 }
 
+                async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()> {
+                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    for (key, secret) in keys {
+                        sqlx::query(
+                            "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, shape, \
+                             start, public_id, grants, metadata, enabled, created_at, \
+                             updated_at, expires_at, revoked_at, last_used_at, use_count) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                             $14, $15, $16, $17)",
+                        )
+                        .bind(key.id.0)
+                        .bind(key.tenant_id.0)
+                        .bind(key.owner_id.0)
+                        .bind(key.name.as_str())
+                        .bind(key.door.as_str())
+                        .bind(key.shape.as_str())
+                        .bind(key.start.as_str())
+                        .bind(key.public_id.as_deref())
+                        .bind(grants_to_text(&key.grants))
+                        .bind(metadata_to_text(&key.metadata))
+                        .bind(key.enabled)
+                        .bind(micros(key.created_at))
+                        .bind(micros(key.updated_at))
+                        .bind(opt_micros(key.expires_at))
+                        .bind(opt_micros(key.revoked_at))
+                        .bind(opt_micros(key.last_used_at))
+                        .bind(key.use_count)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| db_error(e, "key name"))?;
+                        insert_secret(&mut tx, secret).await?;
+                    }
+                    tx.commit().await.map_err(read_error)?;
+                    Ok(())
+                }
+
                 async fn key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<ApiKey>> {
                     self.one_key("tenant_id = $1 AND id = $2", |q| q.bind(tenant.0).bind(id.0))
                         .await

@@ -161,6 +161,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    create_keys_in_bulk_is_all_or_nothing,
     ping_answers,
     tenant_creation_and_lookups,
     tenant_creation_is_all_or_nothing,
@@ -819,6 +820,39 @@ async fn create_key_and_lookups(store: DynStore) {
             .map(|m| m.key),
         Some(pair_key)
     );
+}
+
+async fn create_keys_in_bulk_is_all_or_nothing(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let batch: Vec<NewKey> = (0..3)
+        .map(|i| new_key(&jo, &format!("bulk-{i}"), Door::Native, KeyShape::Native))
+        .collect();
+    let rows: Vec<(ApiKey, KeySecret)> = batch
+        .iter()
+        .map(|n| (n.key.clone(), n.stored.clone()))
+        .collect();
+    store.create_keys(&rows).await.unwrap();
+    for new in &batch {
+        let found = store
+            .lookup_secret(&HASHER.hash(new.secret.expose()))
+            .await
+            .unwrap()
+            .expect("a bulk-created key is found by its secret");
+        assert_eq!(found.key.id, new.key.id);
+        assert!(found.key.seq > 0);
+    }
+
+    // A clash on the last row leaves none of the batch behind.
+    let fresh = new_key(&jo, "bulk-fresh", Door::Native, KeyShape::Native);
+    let clash = new_key(&jo, "bulk-0", Door::Native, KeyShape::Native);
+    let rows = vec![
+        (fresh.key.clone(), fresh.stored.clone()),
+        (clash.key.clone(), clash.stored.clone()),
+    ];
+    assert!(store.create_keys(&rows).await.is_err());
+    assert_eq!(store.key(acme.id, fresh.key.id).await.unwrap(), None);
+    assert!(store.create_keys(&[]).await.is_ok());
 }
 
 async fn key_names_are_unique_per_owner_among_live_keys(store: DynStore) {

@@ -1,0 +1,85 @@
+//! Filling a store with many keys at once, for load tests (`keyward bench-load`). Not
+//! reachable over HTTP: only an operator with the data directory can run it.
+
+use crate::config::ServeConfig;
+use crate::server::{bootstrap, load_or_create_secret, DEFAULT_ADMIN_EMAIL};
+use anyhow::Context;
+use keyward_core::{ApiKey, Door, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Secret, User};
+use time::OffsetDateTime;
+
+/// Rows per transaction: large enough that commits are not the bottleneck, small
+/// enough to keep each transaction's memory modest.
+const BATCH: usize = 5_000;
+
+/// A native key of `owner` named `name`, with its secret and the hash to store.
+pub fn bench_key(hasher: &KeyHasher, owner: &User, name: String) -> (ApiKey, KeySecret, Secret) {
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp())
+        .expect("a whole second is a valid time");
+    let secret = KeyShape::Native.generate();
+    let key = ApiKey {
+        id: KeyId::generate(),
+        tenant_id: owner.tenant_id,
+        owner_id: owner.id,
+        seq: 0,
+        name,
+        door: Door::Native,
+        shape: KeyShape::Native,
+        start: KeyShape::Native.visible_start(secret.expose()),
+        public_id: None,
+        // What a member holds by default, so the key may also verify other keys.
+        grants: keyward_core::principal::default_member_grants(),
+        metadata: Metadata::new(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        use_count: 0,
+    };
+    let stored = KeySecret {
+        hash: hasher.hash(secret.expose()),
+        key_id: key.id,
+        expires_at: None,
+    };
+    (key, stored, secret)
+}
+
+/// Adds `count` keys owned by the first administrator (named `{prefix}-{i}`) and returns
+/// the secrets of the last `keep` of them, the keys a load test presents.
+pub async fn load_keys(
+    config: &ServeConfig,
+    count: u64,
+    keep: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<Secret>> {
+    anyhow::ensure!(count > 0, "the key count must be at least one");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let hasher = KeyHasher::new(&load_or_create_secret(config)?);
+    let store = keyward_store::open(&config.effective_database_url()).await?;
+    bootstrap(&store, config).await?;
+    let email = config.admin_email.as_deref().unwrap_or(DEFAULT_ADMIN_EMAIL);
+    let owner = store
+        .user_by_email(email)
+        .await?
+        .with_context(|| format!("no user {email}"))?;
+    let mut kept = Vec::new();
+    let mut done = 0;
+    while done < count {
+        let size = (count - done).min(BATCH as u64);
+        let rows: Vec<(ApiKey, KeySecret, Secret)> = (done..done + size)
+            .map(|i| bench_key(&hasher, &owner, format!("{prefix}-{i}")))
+            .collect();
+        let (rows, secrets): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .map(|(k, s, secret)| ((k, s), secret))
+            .unzip();
+        store.create_keys(&rows).await?;
+        kept.extend(secrets);
+        kept.drain(..kept.len().saturating_sub(keep));
+        done += size;
+    }
+    store.close().await;
+    Ok(kept)
+}
