@@ -197,6 +197,36 @@ macro_rules! impl_store {
                     .bind(micros(u.updated_at))
             }
 
+            /// Inserts a key with its columns in the order [`bind_key`] binds them. Bulk
+            /// inserts ignore the returned `seq`.
+            const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, \
+                shape, start, public_id, grants, metadata, enabled, created_at, updated_at, \
+                expires_at, revoked_at, last_used_at, use_count) VALUES ($1, $2, $3, $4, $5, $6, \
+                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq";
+
+            fn bind_key<'q>(
+                q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                key: &'q ApiKey,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                q.bind(key.id.0)
+                    .bind(key.tenant_id.0)
+                    .bind(key.owner_id.0)
+                    .bind(key.name.as_str())
+                    .bind(key.door.as_str())
+                    .bind(key.shape.as_str())
+                    .bind(key.start.as_str())
+                    .bind(key.public_id.as_deref())
+                    .bind(grants_to_text(&key.grants))
+                    .bind(metadata_to_text(&key.metadata))
+                    .bind(key.enabled)
+                    .bind(micros(key.created_at))
+                    .bind(micros(key.updated_at))
+                    .bind(opt_micros(key.expires_at))
+                    .bind(opt_micros(key.revoked_at))
+                    .bind(opt_micros(key.last_used_at))
+                    .bind(key.use_count)
+            }
+
             fn user_conflict(err: sqlx::Error) -> StoreError {
                 let text = err.to_string();
                 if text.contains("username") {
@@ -500,35 +530,12 @@ macro_rules! impl_store {
 
                 async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey> {
                     let mut tx = self.pool.begin().await.map_err(read_error)?;
-                    let seq: i64 = sqlx::query(
-                        "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, shape, \
-                         start, public_id, grants, metadata, enabled, created_at, updated_at, \
-                         expires_at, revoked_at, last_used_at, use_count) VALUES ($1, $2, $3, \
-                         $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-                         RETURNING seq",
-                    )
-                    .bind(key.id.0)
-                    .bind(key.tenant_id.0)
-                    .bind(key.owner_id.0)
-                    .bind(key.name.as_str())
-                    .bind(key.door.as_str())
-                    .bind(key.shape.as_str())
-                    .bind(key.start.as_str())
-                    .bind(key.public_id.as_deref())
-                    .bind(grants_to_text(&key.grants))
-                    .bind(metadata_to_text(&key.metadata))
-                    .bind(key.enabled)
-                    .bind(micros(key.created_at))
-                    .bind(micros(key.updated_at))
-                    .bind(opt_micros(key.expires_at))
-                    .bind(opt_micros(key.revoked_at))
-                    .bind(opt_micros(key.last_used_at))
-                    .bind(key.use_count)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| db_error(e, "key name"))?
-                    .try_get("seq")
-                    .map_err(read_error)?;
+                    let seq: i64 = bind_key(sqlx::query(INSERT_KEY), key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| db_error(e, "key name"))?
+                        .try_get("seq")
+                        .map_err(read_error)?;
                     insert_secret(&mut tx, secret).await?;
                     tx.commit().await.map_err(read_error)?;
                     Ok(ApiKey { seq, ..key.clone() })
@@ -537,33 +544,10 @@ macro_rules! impl_store {
                 async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()> {
                     let mut tx = self.pool.begin().await.map_err(read_error)?;
                     for (key, secret) in keys {
-                        sqlx::query(
-                            "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, shape, \
-                             start, public_id, grants, metadata, enabled, created_at, \
-                             updated_at, expires_at, revoked_at, last_used_at, use_count) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                             $14, $15, $16, $17)",
-                        )
-                        .bind(key.id.0)
-                        .bind(key.tenant_id.0)
-                        .bind(key.owner_id.0)
-                        .bind(key.name.as_str())
-                        .bind(key.door.as_str())
-                        .bind(key.shape.as_str())
-                        .bind(key.start.as_str())
-                        .bind(key.public_id.as_deref())
-                        .bind(grants_to_text(&key.grants))
-                        .bind(metadata_to_text(&key.metadata))
-                        .bind(key.enabled)
-                        .bind(micros(key.created_at))
-                        .bind(micros(key.updated_at))
-                        .bind(opt_micros(key.expires_at))
-                        .bind(opt_micros(key.revoked_at))
-                        .bind(opt_micros(key.last_used_at))
-                        .bind(key.use_count)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| db_error(e, "key name"))?;
+                        bind_key(sqlx::query(INSERT_KEY), key)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| db_error(e, "key name"))?;
                         insert_secret(&mut tx, secret).await?;
                     }
                     tx.commit().await.map_err(read_error)?;
