@@ -17,6 +17,19 @@ use std::fmt;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE36_UPPER: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const HEX_LOWER: &[u8] = b"0123456789abcdef";
+static BASE62_MEMBERS: [bool; 256] = members(BASE62);
+static BASE36_UPPER_MEMBERS: [bool; 256] = members(BASE36_UPPER);
+static HEX_LOWER_MEMBERS: [bool; 256] = members(HEX_LOWER);
+
+const fn members(alphabet: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
 
 /// How many characters after the prefix are shown to tell keys apart.
 const VISIBLE_BODY_CHARS: usize = 4;
@@ -36,6 +49,10 @@ pub enum KeyShape {
 struct Spec {
     prefix: &'static str,
     alphabet: &'static [u8],
+    /// Membership in `alphabet`, one table load per character: every presented key is
+    /// checked character by character, and a scan of the alphabet per character cost
+    /// more than the rest of the parse.
+    members: &'static [bool; 256],
     body_len: usize,
     checksum_len: usize,
 }
@@ -48,6 +65,7 @@ impl KeyShape {
             KeyShape::Native => Spec {
                 prefix: "kw_",
                 alphabet: BASE62,
+                members: &BASE62_MEMBERS,
                 body_len: 32,
                 checksum_len: 6,
             },
@@ -56,12 +74,14 @@ impl KeyShape {
             KeyShape::Octopus => Spec {
                 prefix: "API-",
                 alphabet: BASE36_UPPER,
+                members: &BASE36_UPPER_MEMBERS,
                 body_len: 25,
                 checksum_len: 1,
             },
             KeyShape::Pair => Spec {
                 prefix: "",
                 alphabet: HEX_LOWER,
+                members: &HEX_LOWER_MEMBERS,
                 body_len: 56,
                 checksum_len: 8,
             },
@@ -108,7 +128,7 @@ impl KeyShape {
             return false;
         }
         let rest = &candidate.as_bytes()[spec.prefix.len()..];
-        if !rest.iter().all(|b| spec.alphabet.contains(b)) {
+        if !rest.iter().all(|&b| spec.members[usize::from(b)]) {
             return false;
         }
         let (signed, check) = candidate.split_at(candidate.len() - spec.checksum_len);

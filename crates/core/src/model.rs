@@ -91,11 +91,13 @@ impl User {
     }
 
     /// What the user actually holds: administrators hold everything, whatever is stored.
-    pub fn effective_grants(&self) -> Grants {
+    /// Borrowed, not built: it is read on every authenticated request.
+    pub fn effective_grants(&self) -> &Grants {
+        static ALL: std::sync::LazyLock<Grants> = std::sync::LazyLock::new(Grants::all);
         if self.is_admin() {
-            Grants::all()
+            &ALL
         } else {
-            self.grants.clone()
+            &self.grants
         }
     }
 }

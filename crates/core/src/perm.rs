@@ -45,14 +45,18 @@ impl Permission {
                 ),
             )
         };
-        if text.is_empty() || text.len() > MAX_GRANT_LEN {
-            return Err(bad());
-        }
-        let segments: Vec<&str> = text.split('.').collect();
-        if segments.len() > MAX_SEGMENTS || !segments.iter().all(|s| valid_segment(s, b"")) {
+        if !Permission::is_valid(text) {
             return Err(bad());
         }
         Ok(Permission(text.to_string()))
+    }
+
+    /// Whether `text` would parse, without building a permission.
+    pub fn is_valid(text: &str) -> bool {
+        !text.is_empty()
+            && text.len() <= MAX_GRANT_LEN
+            && text.split('.').count() <= MAX_SEGMENTS
+            && text.split('.').all(|s| valid_segment(s, b""))
     }
 
     pub fn as_str(&self) -> &str {
@@ -62,28 +66,35 @@ impl Permission {
     /// Whether every concrete permission this one matches is matched by `self`
     /// as well; for a concrete `other`, simply whether `self` grants it.
     pub fn covers(&self, other: &Permission) -> bool {
-        let mine: Vec<&str> = self.0.split('.').collect();
-        let theirs: Vec<&str> = other.0.split('.').collect();
-        for (i, segment) in mine.iter().enumerate() {
-            let Some(their_segment) = theirs.get(i) else {
-                return false;
-            };
-            let my_last = i + 1 == mine.len();
-            let their_last = i + 1 == theirs.len();
-            if *segment == "*" {
-                if my_last {
-                    return true;
-                }
-                // Their trailing `*` spans several segments; my inner `*` spans one.
-                if *their_segment == "*" && their_last {
-                    return false;
-                }
-            } else if segment != their_segment {
+        pattern_covers(&self.0, &other.0)
+    }
+}
+
+/// [`Permission::covers`] on the text of two valid permissions.
+fn pattern_covers(mine: &str, theirs: &str) -> bool {
+    // Walks both segment lists in step, without collecting them: this runs for
+    // every held grant on every authenticated request.
+    let mut mine = mine.split('.').peekable();
+    let mut theirs = theirs.split('.').peekable();
+    while let Some(segment) = mine.next() {
+        let Some(their_segment) = theirs.next() else {
+            return false;
+        };
+        let my_last = mine.peek().is_none();
+        let their_last = theirs.peek().is_none();
+        if segment == "*" {
+            if my_last {
+                return true;
+            }
+            // Their trailing `*` spans several segments; my inner `*` spans one.
+            if their_segment == "*" && their_last {
                 return false;
             }
+        } else if segment != their_segment {
+            return false;
         }
-        mine.len() == theirs.len()
     }
+    theirs.next().is_none()
 }
 
 impl fmt::Display for Permission {
@@ -319,7 +330,15 @@ impl Grants {
     }
 
     pub fn allows(&self, permission: &Permission) -> bool {
-        self.permissions.iter().any(|held| held.covers(permission))
+        self.allows_text(permission.as_str())
+    }
+
+    /// [`Grants::allows`] for a permission known to be valid, given as text: checks of
+    /// Keyward's own constant permissions run on every request and need not allocate.
+    pub fn allows_text(&self, permission: &str) -> bool {
+        self.permissions
+            .iter()
+            .any(|held| pattern_covers(&held.0, permission))
     }
 
     /// The access level at `path`: the most specific matching grant's, else `none`.
