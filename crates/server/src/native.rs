@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use keyward_core::{validate, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
 use keyward_store::KeyFilter;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -141,12 +141,12 @@ async fn login(
 }
 
 async fn me(State(app): State<AppState>, Auth(principal): Auth) -> ApiResult<Json<Value>> {
-    let tenant = app.store.tenant(principal.tenant_id()).await?;
+    let tenant = app.tenant(principal.tenant_id()).await?;
     Ok(Json(json!({
         "user": UserView::of(&principal.user),
         "tenant": tenant.map(|t| json!({ "id": t.id, "name": t.name })),
         "via": if principal.key.is_some() { "api_key" } else { "session" },
-        "key": principal.key.as_ref().map(KeyView::of),
+        "key": principal.key.as_deref().map(KeyView::of),
     })))
 }
 
@@ -401,11 +401,26 @@ struct VerifyRequest {
     permissions: Option<PermissionQuery>,
 }
 
+/// The answer to a verification, serialized straight from the cached key: this is the
+/// hot path, so nothing is copied into an intermediate JSON tree.
+#[derive(Serialize)]
+struct VerifyAnswer<'a> {
+    valid: bool,
+    code: &'static str,
+    key_id: Option<KeyId>,
+    name: Option<&'a str>,
+    owner_id: Option<UserId>,
+    permissions: Option<Vec<String>>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    metadata: Option<&'a keyward_core::Metadata>,
+}
+
 async fn verify_key(
     State(app): State<AppState>,
     Auth(principal): Auth,
     JsonBody(req): JsonBody<VerifyRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let query = match &req.permissions {
         None => None,
         Some(PermissionQuery::Expression(text)) => {
@@ -416,17 +431,18 @@ async fn verify_key(
         }
     };
     let verdict = app.verify_key(&principal, &req.key, query.as_ref()).await?;
-    let key = verdict.matched().map(|m| &m.key);
-    Ok(Json(json!({
-        "valid": verdict.code.is_valid(),
-        "code": verdict.code.as_str(),
-        "key_id": key.map(|k| k.id),
-        "name": key.map(|k| k.name.clone()),
-        "owner_id": key.map(|k| k.owner_id),
-        "permissions": key.map(|k| k.grants.to_strings()),
-        "expires_at": key.and_then(|k| k.expires_at).map(rfc3339),
-        "metadata": key.map(|k| k.metadata.clone()),
-    })))
+    let key = verdict.matched().map(|m| &*m.key);
+    let answer = VerifyAnswer {
+        valid: verdict.code.is_valid(),
+        code: verdict.code.as_str(),
+        key_id: key.map(|k| k.id),
+        name: key.map(|k| k.name.as_str()),
+        owner_id: key.map(|k| k.owner_id),
+        permissions: key.map(|k| k.grants.to_strings()),
+        expires_at: key.and_then(|k| k.expires_at),
+        metadata: key.map(|k| &k.metadata),
+    };
+    Ok(Json(answer).into_response())
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {

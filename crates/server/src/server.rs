@@ -54,15 +54,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
-    let app = Arc::new(Keyward {
-        verifier: Verifier::new(
-            KeyHasher::new(&secret),
-            store.clone(),
-            config.cache_capacity,
-        ),
-        store,
-        sessions: Sessions::new(&secret, config.session_ttl),
-    });
+    let verifier = Verifier::new(
+        KeyHasher::new(&secret),
+        store.clone(),
+        config.cache_capacity,
+    );
+    let sessions = Sessions::new(&secret, config.session_ttl);
+    let app = Arc::new(Keyward::new(store, verifier, sessions));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

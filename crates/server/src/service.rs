@@ -9,9 +9,10 @@ use keyward_core::principal::{default_member_grants, KEYS_VERIFY};
 use keyward_core::{
     password, validate, AccessLevel, ApiKey, CoreError, Door, Grants, KeyId, KeySecret, KeyShape,
     Metadata, Page, Paged, Principal, Query, ResourceKind, ResourcePath, Role, Secret, Space,
-    SpaceId, TenantId, User, UserId, VerifyCode,
+    SpaceId, Tenant, TenantId, User, UserId, VerifyCode,
 };
 use keyward_store::{DynStore, KeyFilter};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -22,7 +23,12 @@ pub struct Keyward {
     pub store: DynStore,
     pub verifier: Verifier,
     pub sessions: Sessions,
+    /// Tenants never change once made, so every node may keep them.
+    tenants: quick_cache::sync::Cache<TenantId, Arc<Tenant>>,
 }
+
+/// How many tenants a node keeps in memory.
+const TENANT_CACHE: usize = 10_000;
 
 /// A request to create a key, in domain terms.
 pub struct NewKey {
@@ -84,6 +90,28 @@ pub enum Credential {
 }
 
 impl Keyward {
+    pub fn new(store: DynStore, verifier: Verifier, sessions: Sessions) -> Self {
+        Keyward {
+            store,
+            verifier,
+            sessions,
+            tenants: quick_cache::sync::Cache::new(TENANT_CACHE),
+        }
+    }
+
+    /// A tenant by id, from memory after the first read.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, Failure> {
+        if let Some(tenant) = self.tenants.get(&id) {
+            return Ok(Some(tenant));
+        }
+        let Some(tenant) = self.store.tenant(id).await? else {
+            return Ok(None);
+        };
+        let tenant = Arc::new(tenant);
+        self.tenants.insert(id, tenant.clone());
+        Ok(Some(tenant))
+    }
+
     // ---- Authentication ----
 
     /// Checks an email and password and opens a session.
@@ -160,15 +188,18 @@ impl Keyward {
             .ok_or_else(|| {
                 Failure::Unauthorized("the session's user is gone or disabled".into())
             })?;
-        Ok(Principal { user, key: None })
+        Ok(Principal {
+            user: Arc::new(user),
+            key: None,
+        })
     }
 
     async fn principal_from_key(&self, secret: &str) -> Result<Principal, Failure> {
         let verdict = self.verifier.verify(secret, None, None).await?;
         match (verdict.code, verdict.matched()) {
             (VerifyCode::Valid, Some(m)) => Ok(Principal {
-                user: m.owner.clone(),
-                key: Some(m.key.clone()),
+                user: Arc::clone(&m.owner),
+                key: Some(Arc::clone(&m.key)),
             }),
             (code, _) => Err(Failure::Unauthorized(refusal_message(code).into())),
         }
@@ -186,8 +217,8 @@ impl Keyward {
         let verdict = self.verifier.verify(secret, None, None).await?;
         let principal = match (verdict.code, verdict.matched()) {
             (VerifyCode::Valid, Some(m)) => Principal {
-                user: m.owner.clone(),
-                key: Some(m.key.clone()),
+                user: Arc::clone(&m.owner),
+                key: Some(Arc::clone(&m.key)),
             },
             (VerifyCode::Malformed | VerifyCode::NotFound, _) => {
                 return Err(Failure::Unauthorized(MISMATCH.into()))
@@ -230,7 +261,7 @@ impl Keyward {
             Some(id) if !principal.is_user(id) => {
                 self.user_in_tenant(principal.tenant_id(), id).await?
             }
-            _ => principal.user.clone(),
+            _ => User::clone(&principal.user),
         };
         principal.check_may_create_for(&owner)?;
         let grants = request

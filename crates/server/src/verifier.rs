@@ -1,16 +1,17 @@
 //! The hot path: presented secret → verdict, from memory whenever possible.
 //!
 //! Parse (refuse garbage before anything else) → HMAC → per-node cache → store on a miss →
-//! the core's decision. Nothing here writes to the store: uses are counted in memory and
-//! flushed in batches by [`Verifier::flush_usage`].
+//! the core's decision. Nothing here writes to the store, and a cached verification
+//! takes no lock that other keys share: the cache is sharded, and uses are counted in
+//! atomics on the cached entry, then flushed in batches by [`Verifier::flush_usage`].
 
 use keyward_core::{
-    decide, Found, KeyHasher, KeyId, Query, SecretHash, TenantId, UserId, VerifyCode,
+    decide, ApiKey, Found, KeyHasher, KeyId, Query, SecretHash, TenantId, User, UserId, VerifyCode,
 };
-use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, SecretMatch, StoreError};
-use moka::sync::Cache;
+use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
+use quick_cache::sync::Cache;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -18,21 +19,66 @@ use time::OffsetDateTime;
 /// How long a cached lookup is trusted before it is read again, as a bound on any
 /// staleness the explicit invalidations might miss.
 const CACHE_TTL: Duration = Duration::from_secs(60);
-const USAGE_SHARDS: usize = 16;
+/// Lists of entries used since the last flush. An entry joins one only on its first use
+/// after a flush, so these locks are rare on the hot path; sharding keeps them apart.
+const PENDING_SHARDS: usize = 16;
+/// How many distinct owners are shared between cached keys.
+const OWNER_CACHE: usize = 100_000;
 
-/// What a presented secret led to: `None` when no key has it.
-type Entry = Arc<Option<SecretMatch>>;
+/// A key that a presented secret belongs to, as cached: shared, never copied per request.
+pub struct Matched {
+    pub key: Arc<ApiKey>,
+    pub owner: Arc<User>,
+    /// When this secret stops working: set for a secret replaced by rotation.
+    pub secret_expires_at: Option<OffsetDateTime>,
+}
+
+/// What a presented secret led to (`found` is `None` when no key has it), when it was
+/// read, and the uses counted against it since the last flush.
+pub struct Lookup {
+    found: Option<Matched>,
+    loaded_at: i64,
+    uses: AtomicU64,
+    /// Unix milliseconds of the latest use.
+    last_used_ms: AtomicI64,
+}
+
+impl Lookup {
+    fn new(found: Option<Matched>, now: OffsetDateTime) -> Self {
+        Lookup {
+            found,
+            loaded_at: now.unix_timestamp(),
+            uses: AtomicU64::new(0),
+            last_used_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Whether the entry may still be used at `now`. A clock that went backwards also
+    /// ends it, so a stepped clock cannot stretch the TTL.
+    fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        let age = now.unix_timestamp() - self.loaded_at;
+        (0..CACHE_TTL.as_secs() as i64).contains(&age)
+    }
+
+    fn key_id(&self) -> Option<KeyId> {
+        self.found.as_ref().map(|m| m.key.id)
+    }
+}
 
 /// The outcome of one verification.
 pub struct Verdict {
     pub code: VerifyCode,
     /// The key and owner, when the secret belongs to a key (whatever its state).
-    pub found: Option<Arc<Option<SecretMatch>>>,
+    found: Option<Arc<Lookup>>,
 }
 
 impl Verdict {
-    pub fn matched(&self) -> Option<&SecretMatch> {
-        self.found.as_deref().and_then(Option::as_ref)
+    fn without_key(code: VerifyCode) -> Self {
+        Verdict { code, found: None }
+    }
+
+    pub fn matched(&self) -> Option<&Matched> {
+        self.found.as_ref().and_then(|l| l.found.as_ref())
     }
 }
 
@@ -47,12 +93,17 @@ struct Freshness {
 pub struct Verifier {
     hasher: KeyHasher,
     store: DynStore,
-    cache: Cache<SecretHash, Entry>,
+    cache: Cache<SecretHash, Arc<Lookup>>,
+    /// One copy of each owner for all the owner's cached keys: a user has many keys,
+    /// and a copy per key would multiply the cache's memory.
+    owners: Cache<UserId, Arc<User>>,
     /// Bumped by every invalidation; a miss that read the store before a bump must not
     /// put what it read into the cache. The lock orders "check and insert" against
     /// "bump and invalidate"; only misses and invalidations take it.
     epoch: RwLock<Freshness>,
-    usage: Vec<Mutex<HashMap<KeyId, KeyUsage>>>,
+    /// Entries with uses not yet flushed. Holding the entry (not a copy of its
+    /// counters) means an entry evicted or invalidated meanwhile still gets flushed.
+    pending: Vec<Mutex<Vec<Arc<Lookup>>>>,
     lookups: AtomicU64,
 }
 
@@ -61,18 +112,13 @@ impl Verifier {
         Verifier {
             hasher,
             store,
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(CACHE_TTL)
-                .support_invalidation_closures()
-                .build(),
+            cache: Cache::new(usize::try_from(capacity.max(1)).unwrap_or(usize::MAX)),
+            owners: Cache::new(OWNER_CACHE),
             epoch: RwLock::new(Freshness {
                 epoch: 0,
                 hearing: true,
             }),
-            usage: (0..USAGE_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
+            pending: (0..PENDING_SHARDS).map(|_| Mutex::default()).collect(),
             lookups: AtomicU64::new(0),
         }
     }
@@ -90,81 +136,80 @@ impl Verifier {
         required: Option<&Query>,
     ) -> Result<Verdict, StoreError> {
         if keyward_core::keyfmt::parse(presented).is_err() {
-            return Ok(Verdict {
-                code: VerifyCode::Malformed,
-                found: None,
-            });
+            return Ok(Verdict::without_key(VerifyCode::Malformed));
         }
         let hash = self.hasher.hash(presented);
-        let entry = match self.cache.get(&hash) {
-            Some(entry) => entry,
-            None => self.load(hash).await?,
-        };
         let now = OffsetDateTime::now_utc();
-        if tenant.is_some_and(|t| {
-            entry
-                .as_ref()
-                .as_ref()
-                .is_some_and(|m| m.key.tenant_id != t)
-        }) {
-            return Ok(Verdict {
-                code: VerifyCode::NotFound,
-                found: None,
-            });
-        }
-        let code = match entry.as_ref() {
-            None => VerifyCode::NotFound,
-            Some(m) => {
-                // Only a permission query reads the owner's grants; building them
-                // clones a list, which a plain check need not pay for.
-                let owner_grants = match required {
-                    Some(_) => m.owner.effective_grants(),
-                    None => keyward_core::Grants::default(),
-                };
-                let found = Found {
-                    key: &m.key,
-                    secret_expires_at: m.secret_expires_at,
-                    owner_active: m.owner.active,
-                    owner_grants: &owner_grants,
-                };
-                decide(&found, now, required)
-            }
+        let lookup = match self.cache.get(&hash) {
+            Some(lookup) if lookup.is_fresh(now) => lookup,
+            _ => self.load(hash, now).await?,
         };
+        let Some(m) = &lookup.found else {
+            return Ok(Verdict::without_key(VerifyCode::NotFound));
+        };
+        if tenant.is_some_and(|t| m.key.tenant_id != t) {
+            return Ok(Verdict::without_key(VerifyCode::NotFound));
+        }
+        let found = Found {
+            key: &m.key,
+            secret_expires_at: m.secret_expires_at,
+            owner_active: m.owner.active,
+            owner_grants: m.owner.effective_grants(),
+        };
+        let code = decide(&found, now, required);
         if code.is_valid() {
-            if let Some(m) = entry.as_ref() {
-                self.count_use(m.key.id, now);
-            }
+            self.count_use(&lookup, now);
         }
         Ok(Verdict {
             code,
-            found: Some(entry),
+            found: Some(lookup),
         })
     }
 
-    async fn load(&self, hash: SecretHash) -> Result<Entry, StoreError> {
+    async fn load(&self, hash: SecretHash, now: OffsetDateTime) -> Result<Arc<Lookup>, StoreError> {
         let epoch_before = *self.epoch.read().expect("epoch lock");
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let found = self.store.lookup_secret(&hash).await?;
         // The store matched by hash; check the stored hash again in constant time, so
         // that a lax comparison in a database (a collation, a prefix index) can never
         // let a different secret through.
-        let found = found.filter(|m| m.secret_hash.ct_eq(&hash));
-        let entry: Entry = Arc::new(found);
+        let found = found
+            .filter(|m| m.secret_hash.ct_eq(&hash))
+            .map(|m| Matched {
+                owner: self.shared_owner(m.owner),
+                key: Arc::new(m.key),
+                secret_expires_at: m.secret_expires_at,
+            });
+        let lookup = Arc::new(Lookup::new(found, now));
         let epoch = self.epoch.read().expect("epoch lock");
         if *epoch == epoch_before && epoch.hearing {
-            self.cache.insert(hash, entry.clone());
+            self.cache.insert(hash, lookup.clone());
         }
-        Ok(entry)
+        Ok(lookup)
+    }
+
+    /// The shared copy of an owner just read from the store. A shared copy that differs
+    /// from what was read is replaced: the store is the truth.
+    fn shared_owner(&self, owner: User) -> Arc<User> {
+        match self.owners.get(&owner.id) {
+            Some(shared) if *shared == owner => shared,
+            _ => {
+                let shared = Arc::new(owner);
+                self.owners.insert(shared.id, shared.clone());
+                shared
+            }
+        }
     }
 
     /// Forgets everything cached about one key, at once for this node.
     pub fn invalidate_key(&self, key: KeyId) {
-        self.invalidate(move |m| m.key.id == key);
+        self.invalidate(|m| m.key.id == key);
     }
 
     /// Forgets every key of one owner (after the owner's role, grants or state changed).
     pub fn invalidate_owner(&self, owner: UserId) {
-        self.invalidate(move |m| m.owner.id == owner);
+        self.owners.remove(&owner);
+        self.invalidate(|m| m.owner.id == owner);
     }
 
     /// Acts on what the store's change feed reports from any node.
@@ -183,15 +228,17 @@ impl Verifier {
         let mut epoch = self.epoch.write().expect("epoch lock");
         epoch.epoch += 1;
         epoch.hearing = hearing;
-        self.cache.invalidate_all();
+        self.cache.clear();
+        self.owners.clear();
     }
 
-    fn invalidate(&self, matches: impl Fn(&SecretMatch) -> bool + Send + Sync + 'static) {
+    /// Drops the entries of matching keys. This walks the cache (one shard at a time),
+    /// which is rare next to verifications: it happens when a key or owner changes.
+    fn invalidate(&self, matches: impl Fn(&Matched) -> bool) {
         let mut epoch = self.epoch.write().expect("epoch lock");
         epoch.epoch += 1;
         self.cache
-            .invalidate_entries_if(move |_, entry| entry.as_ref().as_ref().is_some_and(&matches))
-            .expect("invalidation closures are enabled");
+            .retain(|_, lookup| !lookup.found.as_ref().is_some_and(&matches));
     }
 
     /// Store reads made on cache misses so far.
@@ -200,45 +247,247 @@ impl Verifier {
     }
 
     pub fn cached_entries(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.len() as u64
     }
 
-    fn count_use(&self, key: KeyId, at: OffsetDateTime) {
-        let shard = (key.0.as_u128() as usize) % USAGE_SHARDS;
-        let mut pending = self.usage[shard].lock().expect("usage lock");
-        let usage = pending.entry(key).or_insert(KeyUsage {
-            key_id: key,
-            last_used_at: at,
-            uses: 0,
-        });
-        usage.uses += 1;
-        usage.last_used_at = usage.last_used_at.max(at);
+    /// Counts a use on the entry itself; only its first use since the last flush puts
+    /// it on a pending list.
+    fn count_use(&self, lookup: &Arc<Lookup>, now: OffsetDateTime) {
+        let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        // Millisecond resolution lets most uses of a busy key skip the write.
+        if lookup.last_used_ms.load(Ordering::Relaxed) < ms {
+            lookup.last_used_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+        if lookup.uses.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.mark_pending(lookup);
+        }
+    }
+
+    fn mark_pending(&self, lookup: &Arc<Lookup>) {
+        let shard = lookup.key_id().map_or(0, |k| k.0.as_u128() as usize) % PENDING_SHARDS;
+        self.pending[shard]
+            .lock()
+            .expect("pending lock")
+            .push(lookup.clone());
     }
 
     /// Writes the uses counted since the last flush. On failure they are put back, so a
     /// store outage delays counters rather than losing them.
     pub async fn flush_usage(&self) -> Result<usize, StoreError> {
-        let mut batch = Vec::new();
-        for shard in &self.usage {
-            batch.extend(shard.lock().expect("usage lock").drain().map(|(_, u)| u));
+        let mut taken: Vec<(Arc<Lookup>, u64)> = Vec::new();
+        for shard in &self.pending {
+            let entries = std::mem::take(&mut *shard.lock().expect("pending lock"));
+            // Taking the count after leaving the list: a use that lands in between
+            // finds a non-zero count and is taken here; one after it re-lists the entry.
+            taken.extend(entries.into_iter().map(|l| {
+                let uses = l.uses.swap(0, Ordering::AcqRel);
+                (l, uses)
+            }));
         }
+        let batch = usage_batch(&taken);
         if batch.is_empty() {
             return Ok(0);
         }
         match self.store.record_usage(&batch).await {
             Ok(()) => Ok(batch.len()),
             Err(err) => {
-                for usage in batch {
-                    let shard = (usage.key_id.0.as_u128() as usize) % USAGE_SHARDS;
-                    let mut pending = self.usage[shard].lock().expect("usage lock");
-                    let slot = pending
-                        .entry(usage.key_id)
-                        .or_insert(KeyUsage { uses: 0, ..usage });
-                    slot.uses += usage.uses;
-                    slot.last_used_at = slot.last_used_at.max(usage.last_used_at);
+                for (lookup, uses) in taken {
+                    if uses > 0 && lookup.uses.fetch_add(uses, Ordering::AcqRel) == 0 {
+                        self.mark_pending(&lookup);
+                    }
                 }
                 Err(err)
             }
         }
+    }
+}
+
+/// One row per key: a key can have several entries (its current and its previous
+/// secret, or an entry read again after an invalidation).
+fn usage_batch(taken: &[(Arc<Lookup>, u64)]) -> Vec<KeyUsage> {
+    let mut by_key: HashMap<KeyId, KeyUsage> = HashMap::new();
+    for (lookup, uses) in taken {
+        let (Some(key_id), true) = (lookup.key_id(), *uses > 0) else {
+            continue;
+        };
+        let ms = lookup.last_used_ms.load(Ordering::Relaxed);
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let row = by_key.entry(key_id).or_insert(KeyUsage {
+            key_id,
+            last_used_at: at,
+            uses: 0,
+        });
+        row.uses += i64::try_from(*uses).unwrap_or(i64::MAX);
+        row.last_used_at = row.last_used_at.max(at);
+    }
+    by_key.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::ServerSecret;
+
+    struct Fixture {
+        verifier: Arc<Verifier>,
+        store: DynStore,
+        owner: User,
+        secrets: Vec<(KeyId, String)>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A real SQLite store with `keys` keys of one owner.
+    async fn fixture(keys: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = keyward_store::open(&url).await.unwrap();
+        let (_, owner) = crate::create_tenant(&store, "t", "a@t.test", "password-1")
+            .await
+            .unwrap();
+        let hasher = KeyHasher::new(&ServerSecret::generate());
+        let mut secrets = Vec::new();
+        for i in 0..keys {
+            let (key, stored, secret) = crate::bulk::bench_key(&hasher, &owner, format!("k{i}"));
+            store.create_key(&key, &stored).await.unwrap();
+            secrets.push((key.id, secret.expose().to_string()));
+        }
+        let verifier = Arc::new(Verifier::new(hasher, store.clone(), 1000));
+        Fixture {
+            verifier,
+            store,
+            owner,
+            secrets,
+            _dir: dir,
+        }
+    }
+
+    async fn recorded_uses(f: &Fixture, key: KeyId) -> i64 {
+        f.store
+            .key(f.owner.tenant_id, key)
+            .await
+            .unwrap()
+            .unwrap()
+            .use_count
+    }
+
+    /// Uses counted while flushes and invalidations run concurrently are all recorded,
+    /// once each: the counters live on cache entries that come and go meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_use_is_recorded_once_under_concurrent_flushes() {
+        let f = fixture(3).await;
+        let rounds = 2000;
+        let mut tasks = Vec::new();
+        for worker in 0..4 {
+            let verifier = f.verifier.clone();
+            let secrets = f.secrets.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..rounds {
+                    let (id, secret) = &secrets[(i + worker) % secrets.len()];
+                    let verdict = verifier.verify(secret, None, None).await.unwrap();
+                    assert!(verdict.code.is_valid());
+                    if i % 97 == 0 {
+                        verifier.invalidate_key(*id);
+                    }
+                }
+            }));
+        }
+        let flusher = {
+            let verifier = f.verifier.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    verifier.flush_usage().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        for task in tasks {
+            task.await.unwrap();
+        }
+        flusher.await.unwrap();
+        f.verifier.flush_usage().await.unwrap();
+        let mut total = 0;
+        for (id, _) in &f.secrets {
+            total += recorded_uses(&f, *id).await;
+        }
+        assert_eq!(total, 4 * rounds as i64);
+        assert_eq!(
+            f.verifier.flush_usage().await.unwrap(),
+            0,
+            "nothing left over"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_and_unknown_secrets_count_nothing() {
+        let f = fixture(1).await;
+        let (id, secret) = &f.secrets[0];
+        let unknown = keyward_core::KeyShape::Native.generate();
+        for _ in 0..3 {
+            let verdict = f
+                .verifier
+                .verify(unknown.expose(), None, None)
+                .await
+                .unwrap();
+            assert_eq!(verdict.code, VerifyCode::NotFound);
+            let verdict = f.verifier.verify("garbage", None, None).await.unwrap();
+            assert_eq!(verdict.code, VerifyCode::Malformed);
+        }
+        // Another tenant's view of the key: not found, and not counted.
+        let other = TenantId::generate();
+        let verdict = f.verifier.verify(secret, Some(other), None).await.unwrap();
+        assert_eq!(verdict.code, VerifyCode::NotFound);
+        assert_eq!(f.verifier.flush_usage().await.unwrap(), 0);
+        assert_eq!(recorded_uses(&f, *id).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cached_entry_is_read_again_after_its_ttl() {
+        let f = fixture(1).await;
+        let (_, secret) = &f.secrets[0];
+        f.verifier.verify(secret, None, None).await.unwrap();
+        f.verifier.verify(secret, None, None).await.unwrap();
+        assert_eq!(f.verifier.store_lookups(), 1, "the second use is cached");
+        let lookup = f
+            .verifier
+            .cache
+            .get(&f.verifier.hasher.hash(secret))
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert!(lookup.is_fresh(now));
+        assert!(!lookup.is_fresh(now + CACHE_TTL));
+        assert!(
+            !lookup.is_fresh(now - Duration::from_secs(5)),
+            "clock stepped back"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_of_one_owner_share_one_copy_until_the_owner_changes() {
+        let f = fixture(2).await;
+        let owner_of = |verdict: &Verdict| verdict.matched().unwrap().owner.clone();
+        let a = f
+            .verifier
+            .verify(&f.secrets[0].1, None, None)
+            .await
+            .unwrap();
+        let b = f
+            .verifier
+            .verify(&f.secrets[1].1, None, None)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&owner_of(&a), &owner_of(&b)));
+
+        let mut changed = f.owner.clone();
+        changed.display_name = "renamed".into();
+        f.store.update_user(&changed).await.unwrap();
+        f.verifier.invalidate_owner(changed.id);
+        let c = f
+            .verifier
+            .verify(&f.secrets[0].1, None, None)
+            .await
+            .unwrap();
+        assert_eq!(owner_of(&c).display_name, "renamed");
+        assert!(!Arc::ptr_eq(&owner_of(&a), &owner_of(&c)));
     }
 }

@@ -274,11 +274,10 @@ fn user_item(tenant: &str, user: &User) -> Value {
 
 async fn tenant_name(app: &AppState, user: &User) -> MmResult<String> {
     let tenant = app
-        .store
         .tenant(user.tenant_id)
         .await?
         .ok_or_else(|| Failure::Internal("a user's tenant is missing".into()))?;
-    Ok(tenant.name)
+    Ok(tenant.name.clone())
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> MmError {
