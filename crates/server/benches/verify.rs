@@ -88,6 +88,18 @@ fn bench(c: &mut Criterion) {
     group.bench_function("malformed", |b| {
         b.iter(|| ready(s.verifier.verify(black_box("not a key"), None, None)))
     });
+    // Well formed (the checksum holds) but no key has it: refused from the cache, which
+    // remembers the miss.
+    let unknown = keyward_core::KeyShape::Native.generate();
+    runtime
+        .block_on(s.verifier.verify(unknown.expose(), None, None))
+        .expect("first lookup of the unknown key");
+    group.bench_function("unknown_key", |b| {
+        b.iter(|| {
+            let verdict = ready(s.verifier.verify(black_box(unknown.expose()), None, None));
+            assert!(!verdict.expect("verify").code.is_valid());
+        })
+    });
     group.finish();
 
     // Criterion keeps its estimates to itself; a plain interleaved measurement gives the
