@@ -53,10 +53,13 @@ impl Permission {
 
     /// Whether `text` would parse, without building a permission.
     pub fn is_valid(text: &str) -> bool {
+        let mut segments = 0;
         !text.is_empty()
             && text.len() <= MAX_GRANT_LEN
-            && text.split('.').count() <= MAX_SEGMENTS
-            && text.split('.').all(|s| valid_segment(s, b""))
+            && text.split('.').all(|s| {
+                segments += 1;
+                segments <= MAX_SEGMENTS && valid_segment(s, b"")
+            })
     }
 
     pub fn as_str(&self) -> &str {
@@ -479,6 +482,11 @@ mod tests {
         }
         assert!(Grants::parse(&["fabric/_system:admin"]).is_err());
         assert!(Grants::parse(&["fabric//x:rw"]).is_err());
+        // At most MAX_SEGMENTS segments.
+        let deepest = vec!["a"; MAX_SEGMENTS].join(".");
+        assert!(Permission::parse(&deepest).is_ok());
+        assert!(Permission::parse(&format!("{deepest}.a")).is_err());
+        assert!(!Permission::is_valid(&format!("{deepest}.a")));
     }
 
     #[test]
