@@ -240,6 +240,8 @@ impl fmt::Debug for ResourcePath {
 /// Everything a principal may do: permission strings plus access levels on paths.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Grants {
+    /// Sorted and without repeats: the wire form lists them in order, and two grants
+    /// holding the same permissions are equal whatever order they were added in.
     permissions: Vec<Permission>,
     access: BTreeMap<ResourcePath, AccessLevel>,
 }
@@ -278,26 +280,23 @@ impl Grants {
                 let level = AccessLevel::parse(level)?;
                 self.set_access(path, level);
             }
-            None => {
-                let permission = Permission::parse(entry)?;
-                if !self.permissions.contains(&permission) {
-                    self.permissions.push(permission);
-                }
-            }
+            None => self.add_permission(Permission::parse(entry)?),
         }
         Ok(())
     }
 
-    /// The wire form, permission strings first, each list sorted.
+    /// The wire form, permission strings first, each list sorted. Serializing the grants
+    /// gives the same list without building it.
     pub fn to_strings(&self) -> Vec<String> {
-        let mut permissions: Vec<String> = self.permissions.iter().map(|p| p.0.clone()).collect();
-        permissions.sort();
-        permissions.extend(
-            self.access
-                .iter()
-                .map(|(path, level)| format!("{path}:{level}")),
-        );
-        permissions
+        self.permissions
+            .iter()
+            .map(|p| p.0.clone())
+            .chain(
+                self.access
+                    .iter()
+                    .map(|(path, level)| format!("{path}:{level}")),
+            )
+            .collect()
     }
 
     pub fn permissions(&self) -> &[Permission] {
@@ -321,8 +320,8 @@ impl Grants {
     }
 
     pub fn add_permission(&mut self, permission: Permission) {
-        if !self.permissions.contains(&permission) {
-            self.permissions.push(permission);
+        if let Err(at) = self.permissions.binary_search(&permission) {
+            self.permissions.insert(at, permission);
         }
     }
 
@@ -446,6 +445,31 @@ fn meet(a: &[&str], b: &[&str]) -> Option<Vec<String>> {
     Some(point)
 }
 
+/// The wire form of [`Grants::to_strings`], written straight into the serializer: grants
+/// are in every verify answer, so this must not allocate.
+impl serde::Serialize for Grants {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.permissions.len() + self.access.len()))?;
+        for permission in &self.permissions {
+            seq.serialize_element(permission.as_str())?;
+        }
+        for (path, level) in &self.access {
+            seq.serialize_element(&AccessEntry(path, *level))?;
+        }
+        seq.end()
+    }
+}
+
+/// An access grant in its wire form, `path:level`.
+struct AccessEntry<'a>(&'a ResourcePath, AccessLevel);
+
+impl serde::Serialize for AccessEntry<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}:{}", self.0, self.1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +581,16 @@ mod tests {
             grants.to_strings(),
             vec!["a.*", "b.x", "*:ro", "fabric/_system:rw"]
         );
+        assert_eq!(
+            serde_json::to_value(&grants).unwrap(),
+            serde_json::json!(grants.to_strings())
+        );
+    }
+
+    #[test]
+    fn grants_equal_whatever_order_permissions_came_in() {
+        assert_eq!(g(&["b.x", "a.*", "b.x"]), g(&["a.*", "b.x"]));
+        assert_eq!(g(&["b.x", "a.*"]).permissions().len(), 2);
     }
 
     fn segment() -> impl Strategy<Value = String> {

@@ -410,7 +410,7 @@ struct VerifyAnswer<'a> {
     key_id: Option<KeyId>,
     name: Option<&'a str>,
     owner_id: Option<UserId>,
-    permissions: Option<Vec<String>>,
+    permissions: Option<&'a keyward_core::Grants>,
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     metadata: Option<&'a keyward_core::Metadata>,
@@ -438,7 +438,7 @@ async fn verify_key(
         key_id: key.map(|k| k.id),
         name: key.map(|k| k.name.as_str()),
         owner_id: key.map(|k| k.owner_id),
-        permissions: key.map(|k| k.grants.to_strings()),
+        permissions: key.map(|k| &k.grants),
         expires_at: key.and_then(|k| k.expires_at),
         metadata: key.map(|k| &k.metadata),
     };
