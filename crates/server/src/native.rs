@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyward_core::{validate, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
+use keyward_core::{validate, ApiKey, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
 use keyward_store::KeyFilter;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -410,10 +410,28 @@ struct VerifyAnswer<'a> {
     key_id: Option<KeyId>,
     name: Option<&'a str>,
     owner_id: Option<UserId>,
-    permissions: Option<&'a keyward_core::Grants>,
+    permissions: Option<&'a Grants>,
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     metadata: Option<&'a keyward_core::Metadata>,
+}
+
+impl VerifyAnswer<'_> {
+    fn render(code: keyward_core::VerifyCode, key: Option<&ApiKey>) -> axum::body::Bytes {
+        let answer = VerifyAnswer {
+            valid: code.is_valid(),
+            code: code.as_str(),
+            key_id: key.map(|k| k.id),
+            name: key.map(|k| k.name.as_str()),
+            owner_id: key.map(|k| k.owner_id),
+            permissions: key.map(|k| &k.grants),
+            expires_at: key.and_then(|k| k.expires_at),
+            metadata: key.map(|k| &k.metadata),
+        };
+        serde_json::to_vec(&answer)
+            .expect("answers serialize")
+            .into()
+    }
 }
 
 async fn verify_key(
@@ -431,18 +449,16 @@ async fn verify_key(
         }
     };
     let verdict = app.verify_key(&principal, &req.key, query.as_ref()).await?;
-    let key = verdict.matched().map(|m| &*m.key);
-    let answer = VerifyAnswer {
-        valid: verdict.code.is_valid(),
-        code: verdict.code.as_str(),
-        key_id: key.map(|k| k.id),
-        name: key.map(|k| k.name.as_str()),
-        owner_id: key.map(|k| k.owner_id),
-        permissions: key.map(|k| &k.grants),
-        expires_at: key.and_then(|k| k.expires_at),
-        metadata: key.map(|k| &k.metadata),
+    let body = match verdict.matched() {
+        // A valid answer depends on the cached key alone: rendered once per entry.
+        Some(matched) if verdict.code.is_valid() => matched
+            .valid_answer
+            .get_or_init(|| VerifyAnswer::render(verdict.code, Some(&matched.key)))
+            .clone(),
+        matched => VerifyAnswer::render(verdict.code, matched.map(|m| &*m.key)),
     };
-    Ok(Json(answer).into_response())
+    let json = axum::http::HeaderValue::from_static("application/json");
+    Ok(([(axum::http::header::CONTENT_TYPE, json)], body).into_response())
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {

@@ -12,7 +12,7 @@ use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
 use quick_cache::sync::Cache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -31,6 +31,10 @@ pub struct Matched {
     pub owner: Arc<User>,
     /// When this secret stops working: set for a secret replaced by rotation.
     pub secret_expires_at: Option<OffsetDateTime>,
+    /// The native door's JSON answer to a valid verification of this key, rendered on
+    /// first use. A cached entry never changes (a change to the key replaces it), so
+    /// neither does the answer, and the hot path skips serializing it again.
+    pub valid_answer: OnceLock<axum::body::Bytes>,
 }
 
 /// What a presented secret led to (`found` is `None` when no key has it), when it was
@@ -179,6 +183,7 @@ impl Verifier {
                 owner: self.shared_owner(m.owner),
                 key: Arc::new(m.key),
                 secret_expires_at: m.secret_expires_at,
+                valid_answer: OnceLock::new(),
             });
         let lookup = Arc::new(Lookup::new(found, now));
         let epoch = self.epoch.read().expect("epoch lock");
