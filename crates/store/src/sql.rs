@@ -49,6 +49,22 @@ pub(crate) fn db_error(err: sqlx::Error, conflict: &'static str) -> StoreError {
     }
 }
 
+/// Starts a transaction that a cancelled caller cannot leak. sqlx (0.8.6, and 0.9.0)
+/// counts a PostgreSQL transaction as open only once `BEGIN` has been answered, so a
+/// future dropped while waiting for that answer (a client hanging up mid-request) hands
+/// the connection back to the pool inside a transaction that nothing will end, and the
+/// next borrower's statements run in it (transact-rs/sqlx#4393). On a task of its own
+/// the wait always completes; a transaction nobody takes is dropped, and so rolled back.
+pub(crate) async fn begin<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> StoreResult<sqlx::Transaction<'static, DB>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot start a transaction: {e}")))?
+        .map_err(read_error)
+}
+
 pub(crate) fn read_error(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
@@ -256,7 +272,7 @@ macro_rules! impl_store {
                     space: &Space,
                     admin: &User,
                 ) -> StoreResult<()> {
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                         .bind(tenant.id.0)
                         .bind(tenant.name.as_str())
@@ -503,7 +519,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_user(&self, user: &User) -> StoreResult<()> {
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     let done = sqlx::query(
                         "UPDATE users SET email = $1, username = $2, display_name = $3, \
                          password_hash = $4, role = $5, active = $6, grants = $7, \
@@ -529,7 +545,7 @@ macro_rules! impl_store {
                 }
 
                 async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey> {
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     let seq: i64 = bind_key(sqlx::query(INSERT_KEY), key)
                         .fetch_one(&mut *tx)
                         .await
@@ -542,7 +558,7 @@ macro_rules! impl_store {
                 }
 
                 async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()> {
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     for (key, secret) in keys {
                         bind_key(sqlx::query(INSERT_KEY), key)
                             .execute(&mut *tx)
@@ -657,7 +673,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_key(&self, key: &ApiKey) -> StoreResult<()> {
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     let done = sqlx::query(
                         "UPDATE api_keys SET name = $1, grants = $2, metadata = $3, \
                          enabled = $4, updated_at = $5, expires_at = $6, revoked_at = $7, \
@@ -689,7 +705,7 @@ macro_rules! impl_store {
                     old_until: OffsetDateTime,
                 ) -> StoreResult<()> {
                     let until = micros(old_until);
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     // The key first: an unknown key (or one of another tenant) is NotFound
                     // before its secrets are touched, and its row lock orders rotations.
                     let done = sqlx::query(
@@ -764,7 +780,7 @@ macro_rules! impl_store {
                     if usage.is_empty() {
                         return Ok(());
                     }
-                    let mut tx = self.pool.begin().await.map_err(read_error)?;
+                    let mut tx = begin(&self.pool).await?;
                     for u in usage {
                         sqlx::query(
                             "UPDATE api_keys SET use_count = use_count + $1, \
