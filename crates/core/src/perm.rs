@@ -22,11 +22,7 @@ const MAX_SEGMENTS: usize = 16;
 /// A principal holds at most this many grants: checks are linear in it.
 pub const MAX_GRANTS: usize = 256;
 
-fn valid_segment(segment: &str, extra: &[u8]) -> bool {
-    valid_segment_bytes(segment.as_bytes(), extra)
-}
-
-fn valid_segment_bytes(segment: &[u8], extra: &[u8]) -> bool {
+fn valid_segment(segment: &[u8], extra: &[u8]) -> bool {
     segment == b"*"
         || (!segment.is_empty()
             && segment.iter().all(|&b| {
@@ -64,7 +60,7 @@ impl Permission {
             && text.len() <= MAX_GRANT_LEN
             && text.as_bytes().split(|&b| b == b'.').all(|s| {
                 segments += 1;
-                segments <= MAX_SEGMENTS && valid_segment_bytes(s, b"")
+                segments <= MAX_SEGMENTS && valid_segment(s, b"")
             })
     }
 
@@ -185,7 +181,9 @@ impl ResourcePath {
             return Err(bad());
         }
         let segments: Vec<&str> = text.split('/').collect();
-        if segments.len() > MAX_SEGMENTS || !segments.iter().all(|s| valid_segment(s, b".@")) {
+        if segments.len() > MAX_SEGMENTS
+            || !segments.iter().all(|s| valid_segment(s.as_bytes(), b".@"))
+        {
             return Err(bad());
         }
         Ok(ResourcePath(text.to_string()))
@@ -306,15 +304,16 @@ impl Grants {
     /// The wire form, permission strings first, each list sorted. Serializing the grants
     /// gives the same list without building it.
     pub fn to_strings(&self) -> Vec<String> {
-        self.permissions
-            .iter()
-            .map(|p| p.0.clone())
-            .chain(
-                self.access
-                    .iter()
-                    .map(|(path, level)| format!("{path}:{level}")),
-            )
-            .collect()
+        self.wire_entries().map(|entry| entry.to_string()).collect()
+    }
+
+    /// The entries of the wire form, in order: the one definition of it.
+    fn wire_entries(&self) -> impl Iterator<Item = WireEntry<'_>> {
+        self.permissions.iter().map(WireEntry::Permission).chain(
+            self.access
+                .iter()
+                .map(|(path, level)| WireEntry::Access(path, *level)),
+        )
     }
 
     pub fn permissions(&self) -> &[Permission] {
@@ -467,24 +466,31 @@ fn meet(a: &[&str], b: &[&str]) -> Option<Vec<String>> {
 /// are in every verify answer, so this must not allocate.
 impl serde::Serialize for Grants {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(Some(self.permissions.len() + self.access.len()))?;
-        for permission in &self.permissions {
-            seq.serialize_element(permission.as_str())?;
-        }
-        for (path, level) in &self.access {
-            seq.serialize_element(&AccessEntry(path, *level))?;
-        }
-        seq.end()
+        serializer.collect_seq(self.wire_entries())
     }
 }
 
-/// An access grant in its wire form, `path:level`.
-struct AccessEntry<'a>(&'a ResourcePath, AccessLevel);
+/// One entry of the wire form: a permission string, or an access grant `path:level`.
+enum WireEntry<'a> {
+    Permission(&'a Permission),
+    Access(&'a ResourcePath, AccessLevel),
+}
 
-impl serde::Serialize for AccessEntry<'_> {
+impl fmt::Display for WireEntry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireEntry::Permission(permission) => f.write_str(permission.as_str()),
+            WireEntry::Access(path, level) => write!(f, "{path}:{level}"),
+        }
+    }
+}
+
+impl serde::Serialize for WireEntry<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{}:{}", self.0, self.1))
+        match self {
+            WireEntry::Permission(permission) => serializer.serialize_str(permission.as_str()),
+            WireEntry::Access(..) => serializer.collect_str(self),
+        }
     }
 }
 

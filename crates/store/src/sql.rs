@@ -24,7 +24,7 @@ pub(crate) fn from_opt_micros(us: Option<i64>) -> StoreResult<Option<OffsetDateT
 }
 
 pub(crate) fn grants_to_text(grants: &Grants) -> String {
-    serde_json::to_string(&grants.to_strings()).expect("strings serialize")
+    serde_json::to_string(grants).expect("grants serialize")
 }
 
 pub(crate) fn grants_from_text(text: &str) -> StoreResult<Grants> {
