@@ -2,7 +2,7 @@
 //! bounded in size, with the parser's own reason on failure.
 
 use crate::error::Failure;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
@@ -19,10 +19,51 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+///
+/// A small body arrives in one frame, in the same read as the head: that frame is the
+/// answer, with no buffer to collect into (this is on the verification hot path).
+/// Anything longer is gathered frame by frame, and refused as soon as it is too long.
 pub async fn read_body(request: Request) -> Result<Bytes, Failure> {
-    axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| Failure::PayloadTooLarge)
+    let mut body = request.into_body();
+    if body
+        .size_hint()
+        .lower()
+        .try_into()
+        .map_or(true, |lower: usize| lower > MAX_BODY_BYTES)
+    {
+        return Err(Failure::PayloadTooLarge);
+    }
+    let first = next_data(&mut body).await?;
+    if body.is_end_stream() {
+        return Ok(first.unwrap_or_default());
+    }
+    let mut whole = Vec::from(first.unwrap_or_default());
+    while let Some(data) = next_data(&mut body).await? {
+        if whole.len() + data.len() > MAX_BODY_BYTES {
+            return Err(Failure::PayloadTooLarge);
+        }
+        whole.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(whole))
+}
+
+/// The next data frame (trailers are skipped), or `None` at the end of the body.
+async fn next_data(body: &mut Body) -> Result<Option<Bytes>, Failure> {
+    loop {
+        let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_frame(cx)).await
+        else {
+            return Ok(None);
+        };
+        let frame = frame
+            .map_err(|e| Failure::BadRequest(format!("the request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > MAX_BODY_BYTES {
+                return Err(Failure::PayloadTooLarge);
+            }
+            return Ok(Some(data));
+        }
+    }
 }
 
 /// A JSON body for the native door; dialects use [`read_body`] and [`parse_json`] and

@@ -4,7 +4,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{assert_error, in_seconds, TestServer};
+use support::{assert_error, in_seconds, RawConnection, TestServer};
 
 enum Credential {
     Admin,
@@ -911,4 +911,87 @@ async fn bad_input_gets_the_right_4xx() {
         )
         .await;
     assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.text);
+}
+
+/// A request in HTTP/1.1 framing written by hand: the head, then the body as given.
+fn head(path: &str, auth: &str, framing: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer {auth}\r\n\
+         Content-Type: application/json\r\n{framing}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
+    chunk.extend_from_slice(data);
+    chunk.extend_from_slice(b"\r\n");
+    chunk
+}
+
+/// A body that arrives in several reads (a slow client, chunked encoding) is read whole;
+/// one too long is refused with 413 however it is framed.
+#[tokio::test]
+async fn bodies_in_pieces_are_read_whole_and_bounded() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (key_id, key) = server.create_key(&admin, json!({"name": "pieces"})).await;
+    let body = json!({"key": key}).to_string().into_bytes();
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut connection = RawConnection::open(&server).await;
+
+    // Content-Length, the body in two writes.
+    let framing = format!("Content-Length: {}", body.len());
+    let mut start = head("/v0/keys/verify", &admin, &framing);
+    start.extend_from_slice(first);
+    let (status, answer) = connection.send_pieces(&[start, second.to_vec()]).await;
+    assert_eq!(
+        (status, &answer["key_id"]),
+        (200, &json!(key_id)),
+        "{answer}"
+    );
+    assert_eq!(answer["valid"], true, "{answer}");
+
+    // Chunked, three chunks in three writes, on the same connection.
+    let chunked = "Transfer-Encoding: chunked";
+    let (status, answer) = connection
+        .send_pieces(&[
+            head("/v0/keys/verify", &admin, chunked),
+            chunk(first),
+            [chunk(second), b"0\r\n\r\n".to_vec()].concat(),
+        ])
+        .await;
+    assert_eq!((status, &answer["valid"]), (200, &json!(true)), "{answer}");
+
+    // Whitespace in 16 KiB chunks: 5 are past the limit, refused once it is crossed;
+    // 4 are exactly at it, so read, and refused for what they say.
+    let spaces = |chunks: usize| {
+        let piece = vec![b' '; 16 * 1024];
+        let mut pieces = vec![head("/v0/keys/verify", &admin, chunked)];
+        pieces.extend((0..chunks).map(|_| chunk(&piece)));
+        pieces.push(b"0\r\n\r\n".to_vec());
+        pieces
+    };
+    for (chunks, status, code) in [(5, 413, "PayloadTooLarge"), (4, 400, "InvalidJson")] {
+        let mut connection = RawConnection::open(&server).await;
+        let (got, answer) = connection.send_pieces(&spaces(chunks)).await;
+        assert_eq!(
+            (got, &answer["error_code"]),
+            (status, &json!(code)),
+            "{answer}"
+        );
+    }
+
+    // A body cut short by a chunk that breaks the framing: a 400, not a 5xx.
+    let (status, answer) = RawConnection::open(&server)
+        .await
+        .send_pieces(&[
+            head("/v0/keys/verify", &admin, chunked),
+            b"zz\r\nnot hex\r\n".to_vec(),
+        ])
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error_code"], "BadRequest", "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.contains("body could not be read"), "{answer}");
 }

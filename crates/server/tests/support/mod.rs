@@ -499,3 +499,82 @@ pub fn substitute_once(text: &str, from: &str, to: &str) -> String {
     );
     text.replacen(from, to, 1)
 }
+
+/// One keep-alive HTTP/1.1 connection written by hand: requests known to share it, and
+/// bodies sent in pieces or chunks.
+pub struct RawConnection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl RawConnection {
+    pub async fn open(server: &TestServer) -> RawConnection {
+        let address = server.url.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        RawConnection {
+            stream: tokio::io::BufReader::new(stream),
+        }
+    }
+
+    /// Sends one request with `Authorization: <authorization>` and a JSON body (its
+    /// length in `Content-Length`); returns the status and the JSON answer.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: keyward\r\nAuthorization: {authorization}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.send_pieces(&[request.into_bytes()]).await
+    }
+
+    pub async fn me(&mut self, key: &str) -> (u16, Value) {
+        self.send("GET", "/v0/me", &format!("Bearer {key}"), None)
+            .await
+    }
+
+    /// Writes a request in `pieces`, pausing between them so that the server reads
+    /// each on its own; returns the status and the JSON answer.
+    pub async fn send_pieces(&mut self, pieces: &[Vec<u8>]) -> (u16, Value) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let stream = self.stream.get_mut();
+            stream.write_all(piece).await.expect("send");
+            stream.flush().await.expect("flush");
+        }
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.expect("status line");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {line:?}"));
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.expect("header");
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().expect("content length");
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.expect("body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+}
