@@ -195,14 +195,7 @@ impl Keyward {
     }
 
     async fn principal_from_key(&self, secret: &str) -> Result<Principal, Failure> {
-        let verdict = self.verifier.verify(secret, None, None).await?;
-        match (verdict.code, verdict.matched()) {
-            (VerifyCode::Valid, Some(m)) => Ok(Principal {
-                user: Arc::clone(&m.owner),
-                key: Some(Arc::clone(&m.key)),
-            }),
-            (code, _) => Err(Failure::Unauthorized(refusal_message(code).into())),
-        }
+        principal_from_verdict(&self.verifier.verify(secret, None, None).await?)
     }
 
     /// Authenticates a key + secret pair: the secret must verify and belong to the key
@@ -215,15 +208,11 @@ impl Keyward {
     ) -> Result<Principal, Failure> {
         const MISMATCH: &str = "the API key and secret do not match";
         let verdict = self.verifier.verify(secret, None, None).await?;
-        let principal = match (verdict.code, verdict.matched()) {
-            (VerifyCode::Valid, Some(m)) => Principal {
-                user: Arc::clone(&m.owner),
-                key: Some(Arc::clone(&m.key)),
-            },
-            (VerifyCode::Malformed | VerifyCode::NotFound, _) => {
+        let principal = match verdict.code {
+            VerifyCode::Malformed | VerifyCode::NotFound => {
                 return Err(Failure::Unauthorized(MISMATCH.into()))
             }
-            (code, _) => return Err(Failure::Unauthorized(refusal_message(code).into())),
+            _ => principal_from_verdict(&verdict)?,
         };
         let named = principal.key.as_ref().and_then(|k| k.public_id.as_deref());
         if named == Some(public_id) {
@@ -778,6 +767,13 @@ async fn hash_password(password: String) -> Result<String, Failure> {
 }
 
 /// Why a key was refused, for a 401's message.
+/// The principal a verified key authenticates, or why it cannot.
+pub fn principal_from_verdict(verdict: &Verdict) -> Result<Principal, Failure> {
+    verdict
+        .principal()
+        .ok_or_else(|| Failure::Unauthorized(refusal_message(verdict.code).into()))
+}
+
 pub fn refusal_message(code: VerifyCode) -> &'static str {
     match code {
         VerifyCode::Valid => "valid",

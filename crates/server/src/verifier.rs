@@ -6,7 +6,8 @@
 //! atomics on the cached entry, then flushed in batches by [`Verifier::flush_usage`].
 
 use keyward_core::{
-    decide, ApiKey, Found, KeyHasher, KeyId, Query, SecretHash, TenantId, User, UserId, VerifyCode,
+    decide, ApiKey, Found, KeyHasher, KeyId, Principal, Query, SecretHash, TenantId, User, UserId,
+    VerifyCode,
 };
 use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
 use quick_cache::sync::Cache;
@@ -83,6 +84,15 @@ impl Verdict {
 
     pub fn matched(&self) -> Option<&Matched> {
         self.found.as_ref().and_then(|l| l.found.as_ref())
+    }
+
+    /// Who a valid verdict authenticates: the key, acting for its owner.
+    pub fn principal(&self) -> Option<Principal> {
+        let m = self.matched().filter(|_| self.code.is_valid())?;
+        Some(Principal {
+            user: Arc::clone(&m.owner),
+            key: Some(Arc::clone(&m.key)),
+        })
     }
 }
 

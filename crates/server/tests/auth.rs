@@ -4,7 +4,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{assert_error, forged_key, TestServer};
+use support::{assert_error, forged_key, RawConnection, TestServer};
 
 #[tokio::test]
 async fn every_header_style_is_accepted() {
@@ -215,4 +215,114 @@ async fn forged_and_foreign_session_tokens_are_401() {
         assert_error(&reply, StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     assert_eq!(server.get("/v0/me", &admin).await.status, StatusCode::OK);
+}
+
+/// Requests on one kept-alive connection are each answered for the key they present, as
+/// that key stands at that moment: nothing a connection has seen carries over (a
+/// per-connection shortcut was tried for speed; this is what any such must keep).
+#[tokio::test]
+async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (a_id, a) = server.create_key(&admin, json!({"name": "a"})).await;
+    let (b_id, b) = server.create_key(&admin, json!({"name": "b"})).await;
+    let (_, soon) = server
+        .create_key(
+            &admin,
+            json!({"name": "soon", "expires_at": support::in_seconds(2)}),
+        )
+        .await;
+    let member = server.member(&admin, "kept@example.com", None).await;
+    let (_, members_key) = server.create_key(&member, json!({"name": "m"})).await;
+    let member_id = server.user_id(&member).await;
+    let mut connection = RawConnection::open(&server).await;
+
+    // Repeats, and a switch of key on the same connection, each answer for their key.
+    for (key, id) in [
+        (&a, &a_id),
+        (&a, &a_id),
+        (&b, &b_id),
+        (&a, &a_id),
+        (&b, &b_id),
+    ] {
+        let (status, body) = connection.me(key).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["key"]["id"], id.as_str(), "{body}");
+    }
+    // A key one character off, the same length, after a remembered one.
+    let mut altered = a.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
+    let (status, _) = connection.me(&String::from_utf8(altered).unwrap()).await;
+    assert_eq!(status, 401);
+    let (status, _) = connection.me(&forged_key()).await;
+    assert_eq!(status, 401);
+    assert_eq!(connection.me(&a).await.0, 200);
+
+    // Revoked on another connection: refused on this one at the next request.
+    let revoked = server
+        .call(
+            Method::DELETE,
+            &support::key_path(&a_id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.text);
+    let (status, body) = connection.me(&a).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    // Permissions narrowed on another connection: the next verification is forbidden.
+    let caller = format!("Bearer {b}");
+    let body = json!({"key": forged_key()});
+    let (status, answer) = connection
+        .send("POST", "/v0/keys/verify", &caller, Some(body.clone()))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let narrowed = server
+        .call(
+            Method::PATCH,
+            &support::key_path(&b_id),
+            Some(&admin),
+            Some(json!({"permissions": ["data.read"]})),
+        )
+        .await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.text);
+    let (status, refused) = connection
+        .send("POST", "/v0/keys/verify", &caller, Some(body))
+        .await;
+    assert_eq!(status, 403, "{refused}");
+
+    // The owner disabled: the owner's key stops working at once.
+    assert_eq!(connection.me(&members_key).await.0, 200);
+    let disabled = server
+        .call(
+            Method::PATCH,
+            &format!("/v0/users/{member_id}"),
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
+    assert_eq!(connection.me(&members_key).await.0, 401);
+
+    // Expired while remembered, with nothing else changing meanwhile.
+    let (status, body) = connection.me(&soon).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(connection.me(&soon).await.0, 200);
+    support::sleep_past(
+        &body["key"]["expires_at"],
+        std::time::Duration::from_millis(100),
+    )
+    .await;
+    let (status, body) = connection.me(&soon).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
 }
