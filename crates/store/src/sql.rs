@@ -858,3 +858,142 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::begin;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{watch, Notify};
+
+    /// A TCP relay to PostgreSQL that, once the client sends `BEGIN`, holds the server's
+    /// answers back until released: the window in which transact-rs/sqlx#4393 leaks.
+    struct HoldingRelay {
+        port: u16,
+        begin_sent: Arc<Notify>,
+        hold: watch::Sender<bool>,
+    }
+
+    impl HoldingRelay {
+        async fn start(server: String) -> HoldingRelay {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("address").port();
+            let begin_sent = Arc::new(Notify::new());
+            let (hold, held) = watch::channel(false);
+            let relay = HoldingRelay {
+                port,
+                begin_sent: begin_sent.clone(),
+                hold: hold.clone(),
+            };
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let upstream = TcpStream::connect(&server).await.expect("PostgreSQL");
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = upstream.into_split();
+                    tokio::spawn(to_server(
+                        client_read,
+                        server_write,
+                        hold.clone(),
+                        begin_sent.clone(),
+                    ));
+                    tokio::spawn(to_client(server_read, client_write, held.clone()));
+                }
+            });
+            relay
+        }
+
+        fn release(&self) {
+            self.hold.send_replace(false);
+        }
+    }
+
+    /// Forwards the client's bytes; a `BEGIN` turns the hold on before it goes out, so
+    /// that its answer cannot slip through.
+    async fn to_server(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        hold: watch::Sender<bool>,
+        begin_sent: Arc<Notify>,
+    ) {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buffer).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            let begins = buffer[..n].windows(6).any(|w| w == b"BEGIN\0");
+            if begins {
+                hold.send_replace(true);
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+            if begins {
+                begin_sent.notify_one();
+            }
+        }
+    }
+
+    /// Forwards the server's bytes, waiting while the hold is on.
+    async fn to_client(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut held: watch::Receiver<bool>,
+    ) {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buffer).await else {
+                return;
+            };
+            if n == 0 || held.wait_for(|on| !on).await.is_err() {
+                return;
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A caller that gives up while `BEGIN` awaits its answer (a client hanging up
+    /// mid-request) must not leave the pooled connection inside a transaction: the next
+    /// borrower's statements would run in it, and a lone write might never commit.
+    #[tokio::test]
+    async fn a_transaction_abandoned_while_beginning_is_not_left_open() {
+        let url = std::env::var("KEYWARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
+        let relay =
+            HoldingRelay::start(format!("{}:{}", options.get_host(), options.get_port())).await;
+        // One connection: whatever the abandoned BEGIN leaves on it, the next borrower
+        // gets.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.host("127.0.0.1").port(relay.port))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} through the relay: {e}"));
+
+        tokio::select! {
+            _ = begin(&pool) => panic!("BEGIN was answered while the relay held it"),
+            _ = relay.begin_sent.notified() => {}
+        }
+        // The caller is gone; now the answer arrives.
+        relay.release();
+
+        let mut connection = pool.acquire().await.expect("the connection comes back");
+        let outside = sqlx::query("SAVEPOINT probe")
+            .execute(&mut *connection)
+            .await
+            .expect_err("the connection is still inside the abandoned transaction");
+        assert!(
+            outside.to_string().contains("transaction blocks"),
+            "unexpected error: {outside}"
+        );
+    }
+}
