@@ -9,7 +9,7 @@ use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::{validate, ApiKey, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
@@ -106,10 +106,10 @@ impl PageQuery {
     }
 }
 
-fn page_view<T, V>(
-    paged: keyward_core::Paged<T>,
+fn page_view<'a, T, V>(
+    paged: &'a keyward_core::Paged<T>,
     page: Page,
-    view: impl Fn(&T) -> V,
+    view: impl Fn(&'a T) -> V,
 ) -> PageView<V> {
     PageView {
         items: paged.items.iter().map(view).collect(),
@@ -140,14 +140,38 @@ async fn login(
     })))
 }
 
-async fn me(State(app): State<AppState>, Auth(principal): Auth) -> ApiResult<Json<Value>> {
+/// Who is calling, serialized straight from the principal (an authenticated request
+/// that clients make often, so it copies nothing).
+#[derive(Serialize)]
+struct MeView<'a> {
+    user: UserView<'a>,
+    tenant: Option<TenantView<'a>>,
+    via: &'static str,
+    key: Option<KeyView<'a>>,
+}
+
+#[derive(Serialize)]
+struct TenantView<'a> {
+    id: keyward_core::TenantId,
+    name: &'a str,
+}
+
+async fn me(State(app): State<AppState>, Auth(principal): Auth) -> ApiResult<Response> {
     let tenant = app.tenant(principal.tenant_id()).await?;
-    Ok(Json(json!({
-        "user": UserView::of(&principal.user),
-        "tenant": tenant.map(|t| json!({ "id": t.id, "name": t.name })),
-        "via": if principal.key.is_some() { "api_key" } else { "session" },
-        "key": principal.key.as_deref().map(KeyView::of),
-    })))
+    let me = MeView {
+        user: UserView::of(&principal.user),
+        tenant: tenant.as_deref().map(|t| TenantView {
+            id: t.id,
+            name: &t.name,
+        }),
+        via: if principal.key.is_some() {
+            "api_key"
+        } else {
+            "session"
+        },
+        key: principal.key.as_deref().map(KeyView::of),
+    };
+    Ok(Json(&me).into_response())
 }
 
 // ---- Users ----
@@ -174,7 +198,7 @@ async fn create_user(
     State(app): State<AppState>,
     Auth(principal): Auth,
     JsonBody(req): JsonBody<CreateUserRequest>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<Response> {
     let request = NewUser {
         email: req.email,
         password: req.password,
@@ -189,28 +213,28 @@ async fn create_user(
         grants: grants(req.permissions)?,
     };
     let user = app.create_user(&principal, request).await?;
-    Ok((StatusCode::CREATED, Json(UserView::of(&user))))
+    Ok((StatusCode::CREATED, Json(UserView::of(&user))).into_response())
 }
 
 async fn list_users(
     State(app): State<AppState>,
     Auth(principal): Auth,
     q: Result<Query<PageQuery>, QueryRejection>,
-) -> ApiResult<Json<PageView<UserView>>> {
+) -> ApiResult<Response> {
     let page = query(q)?.page();
     let users = app.list_users(&principal, page).await?;
-    Ok(Json(page_view(users, page, UserView::of)))
+    Ok(Json(page_view(&users, page, UserView::of)).into_response())
 }
 
 async fn get_user(
     State(app): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<Response> {
     let user = app
         .get_user(&principal, parse_id::<UserId>(&id, "user")?)
         .await?;
-    Ok(Json(UserView::of(&user)))
+    Ok(Json(UserView::of(&user)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -228,7 +252,7 @@ async fn update_user(
     Auth(principal): Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateUserRequest>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<Response> {
     let patch = UserPatch {
         display_name: req.display_name,
         password: req.password,
@@ -239,7 +263,7 @@ async fn update_user(
     let user = app
         .update_user(&principal, parse_id(&id, "user")?, patch)
         .await?;
-    Ok(Json(UserView::of(&user)))
+    Ok(Json(UserView::of(&user)).into_response())
 }
 
 // ---- Keys ----
@@ -288,7 +312,7 @@ async fn list_keys(
     State(app): State<AppState>,
     Auth(principal): Auth,
     q: Result<Query<ListKeysQuery>, QueryRejection>,
-) -> ApiResult<Json<PageView<KeyView>>> {
+) -> ApiResult<Response> {
     let q = query(q)?;
     let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
     let filter = KeyFilter {
@@ -297,18 +321,18 @@ async fn list_keys(
         include_revoked: q.include_revoked.unwrap_or(false),
     };
     let keys = app.list_keys(&principal, filter, page).await?;
-    Ok(Json(page_view(keys, page, KeyView::of)))
+    Ok(Json(page_view(&keys, page, KeyView::of)).into_response())
 }
 
 async fn get_key(
     State(app): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<Response> {
     let key = app
         .get_key(&principal, parse_id::<KeyId>(&id, "key")?, false)
         .await?;
-    Ok(Json(KeyView::of(&key)))
+    Ok(Json(KeyView::of(&key)).into_response())
 }
 
 /// `expires_at: null` clears the expiry; an absent field leaves it alone.
@@ -334,7 +358,7 @@ async fn update_key(
     Auth(principal): Auth,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateKeyRequest>,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<Response> {
     let patch = KeyPatch {
         name: req.name,
         grants: grants(req.permissions)?,
@@ -345,16 +369,16 @@ async fn update_key(
     let key = app
         .update_key(&principal, parse_id(&id, "key")?, patch)
         .await?;
-    Ok(Json(KeyView::of(&key)))
+    Ok(Json(KeyView::of(&key)).into_response())
 }
 
 async fn revoke_key(
     State(app): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<Response> {
     let key = app.revoke_key(&principal, parse_id(&id, "key")?).await?;
-    Ok(Json(KeyView::of(&key)))
+    Ok(Json(KeyView::of(&key)).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -438,7 +462,7 @@ async fn verify_key(
     State(app): State<AppState>,
     Auth(principal): Auth,
     JsonBody(req): JsonBody<VerifyRequest>,
-) -> ApiResult<axum::response::Response> {
+) -> ApiResult<Response> {
     let query = match &req.permissions {
         None => None,
         Some(PermissionQuery::Expression(text)) => {

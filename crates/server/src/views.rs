@@ -1,19 +1,20 @@
-//! The native door's JSON shapes for keys and users.
+//! The native door's JSON shapes for keys and users. They borrow what they show: an
+//! answer is serialized straight from the key or user, with nothing copied on the way.
 
-use keyward_core::{ApiKey, KeyId, Metadata, User, UserId};
+use keyward_core::{ApiKey, Grants, KeyId, Metadata, User, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 #[derive(Serialize)]
-pub struct KeyView {
+pub struct KeyView<'a> {
     pub id: KeyId,
-    pub name: String,
+    pub name: &'a str,
     /// Prefix and first characters of the secret, to tell keys apart.
-    pub start: String,
+    pub start: &'a str,
     pub owner_id: UserId,
     pub door: &'static str,
-    pub permissions: Vec<String>,
-    pub metadata: Metadata,
+    pub permissions: &'a Grants,
+    pub metadata: &'a Metadata,
     pub enabled: bool,
     pub state: &'static str,
     #[serde(with = "time::serde::rfc3339")]
@@ -29,16 +30,16 @@ pub struct KeyView {
     pub use_count: i64,
 }
 
-impl KeyView {
-    pub fn of(key: &ApiKey) -> Self {
+impl<'a> KeyView<'a> {
+    pub fn of(key: &'a ApiKey) -> Self {
         KeyView {
             id: key.id,
-            name: key.name.clone(),
-            start: key.start.clone(),
+            name: &key.name,
+            start: &key.start,
             owner_id: key.owner_id,
             door: key.door.as_str(),
-            permissions: key.grants.to_strings(),
-            metadata: key.metadata.clone(),
+            permissions: &key.grants,
+            metadata: &key.metadata,
             enabled: key.enabled,
             state: key.state(OffsetDateTime::now_utc()).as_str(),
             created_at: key.created_at,
@@ -52,28 +53,28 @@ impl KeyView {
 }
 
 #[derive(Serialize)]
-pub struct UserView {
+pub struct UserView<'a> {
     pub id: UserId,
-    pub email: String,
-    pub username: String,
-    pub display_name: String,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
     pub role: &'static str,
     pub active: bool,
-    pub permissions: Vec<String>,
+    pub permissions: &'a Grants,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
-impl UserView {
-    pub fn of(user: &User) -> Self {
+impl<'a> UserView<'a> {
+    pub fn of(user: &'a User) -> Self {
         UserView {
             id: user.id,
-            email: user.email.clone(),
-            username: user.username.clone(),
-            display_name: user.display_name.clone(),
+            email: &user.email,
+            username: &user.username,
+            display_name: &user.display_name,
             role: user.role.as_str(),
             active: user.active,
-            permissions: user.effective_grants().to_strings(),
+            permissions: user.effective_grants(),
             created_at: user.created_at,
         }
     }
