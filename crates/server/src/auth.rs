@@ -14,10 +14,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use keyward_core::Principal;
+use std::borrow::Cow;
 
 /// The credential a request carries, if any. A header that is present but unreadable
 /// is an error, not "no credential".
-pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<Credential>, Failure> {
+pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let text = value.to_str().map_err(|_| {
             Failure::Unauthorized("the Authorization header is not readable text".into())
@@ -34,7 +35,7 @@ pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<Credential>
 
 /// A header that carries a bare key. Blank counts as absent: Octopus's npm client sends
 /// an empty `X-Octopus-ApiKey` when it has no key.
-fn key_header(headers: &HeaderMap, name: &str) -> Result<Option<Credential>, Failure> {
+fn key_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<Credential<'a>>, Failure> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };
@@ -42,13 +43,13 @@ fn key_header(headers: &HeaderMap, name: &str) -> Result<Option<Credential>, Fai
         .to_str()
         .map_err(|_| Failure::Unauthorized(format!("the {name} header is not readable text")))?;
     let key = text.trim();
-    Ok((!key.is_empty()).then(|| Credential::Key(key.to_string())))
+    Ok((!key.is_empty()).then_some(Credential::Key(Cow::Borrowed(key))))
 }
 
 /// A key in the query string as `apikey=` (any case, so Octopus's `ApiKey=` too) or
 /// `api-key=`. Only for doors whose vendor documents it: a URL ends up in more logs
 /// than a header does.
-pub fn credential_from_query(uri: &Uri) -> Option<Credential> {
+pub fn credential_from_query(uri: &Uri) -> Option<Credential<'static>> {
     let query = uri.query()?;
     form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| {
@@ -56,7 +57,7 @@ pub fn credential_from_query(uri: &Uri) -> Option<Credential> {
         })
         .map(|(_, value)| value.trim().to_string())
         .filter(|key| !key.is_empty())
-        .map(Credential::Key)
+        .map(|key| Credential::Key(Cow::Owned(key)))
 }
 
 /// The header names of a key + secret pair: W3IPFS's, then the hyphenated spellings
@@ -66,12 +67,15 @@ const PAIR_SECRET_HEADERS: [&str; 2] = ["pinning_secret_key", "pinning-secret-ke
 
 /// A key + secret pair (`pinning_api_key` + `pinning_secret_key`), if the request sends
 /// one. Both halves are required: one without the other is refused, not ignored.
-pub fn pair_from_headers(headers: &HeaderMap) -> Result<Option<Credential>, Failure> {
+pub fn pair_from_headers(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
     let public_id = first_header(headers, &PAIR_KEY_HEADERS)?;
     let secret = first_header(headers, &PAIR_SECRET_HEADERS)?;
     match (public_id, secret) {
         (None, None) => Ok(None),
-        (Some(public_id), Some(secret)) => Ok(Some(Credential::Pair { public_id, secret })),
+        (Some(public_id), Some(secret)) => Ok(Some(Credential::Pair {
+            public_id: Cow::Borrowed(public_id),
+            secret: Cow::Borrowed(secret),
+        })),
         (Some(_), None) => Err(Failure::Unauthorized(
             "pinning_api_key was sent without pinning_secret_key: send both headers".into(),
         )),
@@ -83,7 +87,7 @@ pub fn pair_from_headers(headers: &HeaderMap) -> Result<Option<Credential>, Fail
 
 /// For a door whose own credential is the pair: the pair when the request sends any
 /// half of it, else whatever [`credential_from_headers`] finds.
-pub fn pair_or_credential(headers: &HeaderMap) -> Result<Option<Credential>, Failure> {
+pub fn pair_or_credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
     match pair_from_headers(headers)? {
         Some(pair) => Ok(Some(pair)),
         None => credential_from_headers(headers),
@@ -91,7 +95,7 @@ pub fn pair_or_credential(headers: &HeaderMap) -> Result<Option<Credential>, Fai
 }
 
 /// The trimmed value of the first of `names` that is present and not blank.
-fn first_header(headers: &HeaderMap, names: &[&str]) -> Result<Option<String>, Failure> {
+fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>, Failure> {
     for name in names {
         let Some(value) = headers.get(*name) else {
             continue;
@@ -101,14 +105,14 @@ fn first_header(headers: &HeaderMap, names: &[&str]) -> Result<Option<String>, F
             .map_err(|_| Failure::Unauthorized(format!("the {name} header is not readable text")))?
             .trim();
         if !text.is_empty() {
-            return Ok(Some(text.to_string()));
+            return Ok(Some(text));
         }
     }
     Ok(None)
 }
 
 /// Splits `Authorization: <scheme> <value>`; the scheme is case-insensitive.
-pub fn parse_authorization(text: &str) -> Result<Credential, Failure> {
+pub fn parse_authorization(text: &str) -> Result<Credential<'_>, Failure> {
     let (scheme, value) = text.trim().split_once(char::is_whitespace).ok_or_else(|| {
         Failure::Unauthorized("the Authorization header needs a scheme and a credential".into())
     })?;
@@ -120,12 +124,12 @@ pub fn parse_authorization(text: &str) -> Result<Credential, Failure> {
     }
     if scheme.eq_ignore_ascii_case("bearer") {
         Ok(if looks_like_jwt(value) {
-            Credential::Session(value.to_string())
+            Credential::Session(Cow::Borrowed(value))
         } else {
-            Credential::Key(value.to_string())
+            Credential::Key(Cow::Borrowed(value))
         })
     } else if scheme.eq_ignore_ascii_case("apikey") {
-        Ok(Credential::Key(value.to_string()))
+        Ok(Credential::Key(Cow::Borrowed(value)))
     } else {
         Err(Failure::Unauthorized(format!(
             "unsupported Authorization scheme '{scheme}': use Bearer or apikey"
@@ -177,7 +181,7 @@ mod tests {
 
     fn query_key(uri: &str) -> Option<String> {
         match credential_from_query(&uri.parse().unwrap()) {
-            Some(Credential::Key(key)) => Some(key),
+            Some(Credential::Key(key)) => Some(key.into_owned()),
             Some(Credential::Session(_) | Credential::Pair { .. }) => {
                 panic!("a query key is only ever a key")
             }

@@ -12,6 +12,7 @@ use keyward_core::{
     SpaceId, Tenant, TenantId, User, UserId, VerifyCode,
 };
 use keyward_store::{DynStore, KeyFilter};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -78,14 +79,16 @@ pub struct IssuedKey {
     pub secret: Secret,
 }
 
-/// A credential as presented, before it is checked.
-pub enum Credential {
-    Session(String),
-    Key(String),
+/// A credential as presented, before it is checked: borrowed from the request's headers
+/// (every authenticated request has one, so it is not copied), owned only when it had
+/// to be decoded (a key in the query string).
+pub enum Credential<'a> {
+    Session(Cow<'a, str>),
+    Key(Cow<'a, str>),
     /// A key + secret pair (W3IPFS): the public half names the key, the secret proves it.
     Pair {
-        public_id: String,
-        secret: String,
+        public_id: Cow<'a, str>,
+        secret: Cow<'a, str>,
     },
 }
 
@@ -166,7 +169,7 @@ impl Keyward {
         Ok((user, token, expires_at))
     }
 
-    pub async fn authenticate(&self, credential: Credential) -> Result<Principal, Failure> {
+    pub async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, Failure> {
         match credential {
             Credential::Session(token) => self.principal_from_session(&token).await,
             Credential::Key(secret) => self.principal_from_key(&secret).await,
