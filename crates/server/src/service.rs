@@ -769,7 +769,6 @@ async fn hash_password(password: String) -> Result<String, Failure> {
         .map_err(|e| Failure::Internal(e.to_string()))
 }
 
-/// Why a key was refused, for a 401's message.
 /// The principal a verified key authenticates, or why it cannot.
 pub fn principal_from_verdict(verdict: &Verdict) -> Result<Principal, Failure> {
     verdict
@@ -777,6 +776,7 @@ pub fn principal_from_verdict(verdict: &Verdict) -> Result<Principal, Failure> {
         .ok_or_else(|| Failure::Unauthorized(refusal_message(verdict.code).into()))
 }
 
+/// Why a key was refused, for a 401's message.
 pub fn refusal_message(code: VerifyCode) -> &'static str {
     match code {
         VerifyCode::Valid => "valid",

@@ -315,12 +315,7 @@ impl Verifier {
 
     /// Forgets everything cached about one key, at once for this node.
     pub fn invalidate_key(&self, key: KeyId) {
-        let mut epoch = self.epoch.write().expect("epoch lock");
-        epoch.epoch += 1;
-        let hashes = self.index.lock().expect("index lock").take_key(key);
-        for hash in hashes {
-            self.cache.remove(&hash);
-        }
+        self.invalidate(|index| index.take_key(key));
     }
 
     /// Forgets every key of one owner (after the owner's role, grants or state changed).
@@ -328,12 +323,7 @@ impl Verifier {
     /// for a walk of the cache; the walk costs 15 ms however few keys the owner has.
     pub fn invalidate_owner(&self, owner: UserId) {
         self.owners.remove(&owner);
-        let mut epoch = self.epoch.write().expect("epoch lock");
-        epoch.epoch += 1;
-        let hashes = self.index.lock().expect("index lock").take_owner(owner);
-        for hash in hashes {
-            self.cache.remove(&hash);
-        }
+        self.invalidate(|index| index.take_owner(owner));
     }
 
     /// Acts on what the store's change feed reports from any node.
@@ -355,6 +345,17 @@ impl Verifier {
         self.cache.clear();
         self.owners.clear();
         *self.index.lock().expect("index lock") = Index::default();
+    }
+
+    /// Drops the entries of the secrets that `unlist` takes off the index, under the
+    /// epoch's write lock: a miss that read the store before this cannot cache them again.
+    fn invalidate(&self, unlist: impl FnOnce(&mut Index) -> Vec<SecretHash>) {
+        let mut epoch = self.epoch.write().expect("epoch lock");
+        epoch.epoch += 1;
+        let hashes = unlist(&mut self.index.lock().expect("index lock"));
+        for hash in hashes {
+            self.cache.remove(&hash);
+        }
     }
 
     /// Unlists evicted entries once the index lists twice as many as the cache holds,
