@@ -17,10 +17,10 @@ use crate::model::{ApiKey, User};
 use crate::perm::{AccessLevel, Grants, Permission, ResourcePath};
 use std::sync::Arc;
 
-pub const KEYS_READ: &str = "keyward.keys.read";
-pub const KEYS_WRITE: &str = "keyward.keys.write";
-pub const KEYS_VERIFY: &str = "keyward.keys.verify";
-pub const ADMIN: &str = "keyward.admin";
+pub static KEYS_READ: Permission = Permission::constant("keyward.keys.read");
+pub static KEYS_WRITE: Permission = Permission::constant("keyward.keys.write");
+pub static KEYS_VERIFY: Permission = Permission::constant("keyward.keys.verify");
+pub static ADMIN: Permission = Permission::constant("keyward.admin");
 
 /// What a new member holds unless an administrator says otherwise: their own keys.
 pub fn default_member_grants() -> Grants {
@@ -41,16 +41,15 @@ impl Principal {
     }
 
     /// Whether the principal holds a permission: the user must, and so must the key.
-    pub fn holds(&self, permission: &str) -> bool {
-        Permission::is_valid(permission)
-            && self.user.effective_grants().allows_text(permission)
+    pub fn holds(&self, permission: &Permission) -> bool {
+        self.user.effective_grants().allows(permission)
             && self
                 .key
                 .as_ref()
-                .is_none_or(|k| k.grants.allows_text(permission))
+                .is_none_or(|k| k.grants.allows(permission))
     }
 
-    pub fn require(&self, permission: &str) -> CoreResult<()> {
+    pub fn require(&self, permission: &Permission) -> CoreResult<()> {
         if self.holds(permission) {
             Ok(())
         } else {
@@ -62,7 +61,7 @@ impl Principal {
 
     /// An administrator acting as one: admin role, and a credential that carries it.
     pub fn acts_as_admin(&self) -> bool {
-        self.user.is_admin() && self.holds(ADMIN)
+        self.user.is_admin() && self.holds(&ADMIN)
     }
 
     pub fn require_admin(&self) -> CoreResult<()> {
@@ -84,7 +83,7 @@ impl Principal {
         if key.owner_id != self.user.id && !self.acts_as_admin() {
             return Err(CoreError::NotFound("API key".into()));
         }
-        self.require(if write { KEYS_WRITE } else { KEYS_READ })
+        self.require(if write { &KEYS_WRITE } else { &KEYS_READ })
     }
 
     /// May the principal create keys for `owner`? Members only for themselves.
@@ -95,7 +94,7 @@ impl Principal {
         if owner.id != self.user.id {
             self.require_admin()?;
         }
-        self.require(KEYS_WRITE)
+        self.require(&KEYS_WRITE)
     }
 
     /// What a new key gets when the request names no permissions: what the credential

@@ -350,7 +350,7 @@ impl Keyward {
         mut filter: KeyFilter,
         page: Page,
     ) -> Result<Paged<ApiKey>, Failure> {
-        principal.require(keyward_core::principal::KEYS_READ)?;
+        principal.require(&keyward_core::principal::KEYS_READ)?;
         if !principal.acts_as_admin() {
             match filter.owner {
                 Some(owner) if !principal.is_user(owner) => {
@@ -474,7 +474,7 @@ impl Keyward {
         presented: &str,
         query: Option<&Query>,
     ) -> Result<Verdict, Failure> {
-        principal.require(KEYS_VERIFY)?;
+        principal.require(&KEYS_VERIFY)?;
         Ok(self
             .verifier
             .verify(presented, Some(principal.tenant_id()), query)
@@ -583,7 +583,7 @@ impl Keyward {
         kind: ResourceKind,
         name: &str,
     ) -> Result<(), Failure> {
-        principal.require(keyward_core::principal::KEYS_WRITE)?;
+        principal.require(&keyward_core::principal::KEYS_WRITE)?;
         if space.tenant_id != principal.tenant_id() {
             return Err(Failure::NotFound("space".into()));
         }

@@ -52,7 +52,8 @@ fn one_of(name: &str, value: Option<&str>, options: &[&str]) -> Result<(), Failu
 }
 
 fn guard(principal: &Principal, group: &str, name: &str) -> Result<(), Failure> {
-    Ok(principal.require(&permission(group, name))?)
+    let permission = keyward_core::Permission::parse(&permission(group, name))?;
+    Ok(principal.require(&permission)?)
 }
 
 fn list_query(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Failure> {
