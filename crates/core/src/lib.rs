@@ -23,5 +23,5 @@ pub use model::{
 pub use perm::{AccessLevel, Grants, Permission, ResourcePath};
 pub use principal::Principal;
 pub use query::{Query, Requirement};
-pub use secret::{KeyHasher, Secret, SecretHash, ServerSecret};
+pub use secret::{InnerHash, KeyHasher, Secret, SecretHash, ServerSecret};
 pub use verify::{decide, Found, VerifyCode};
