@@ -1,16 +1,19 @@
 //! Who is calling: the one place that reads credentials from a request.
 //!
 //! Accepted everywhere: `Authorization: Bearer <jwt or key>`, `Authorization: apikey
-//! <key>` (any case), `X-API-Key: <key>`, `X-Octopus-ApiKey: <key>`. Doors whose vendor
-//! also takes a key in the query string (Octopus's `?apikey=`) add
-//! [`credential_from_query`] after [`credential_from_headers`]; the W3IPFS key + secret
-//! pair is read by [`pair_from_headers`].
+//! <key>` (any case), `X-API-Key: <key>`, `X-Octopus-ApiKey: <key>`. Every door asks
+//! [`caller`], which reads them ([`credential_from_headers`]) and remembers a key in
+//! `Authorization` on the connection. Doors whose vendor also takes a key in the query
+//! string (Octopus's `?apikey=`) fall back to [`credential_from_query`]; the W3IPFS door
+//! reads its key + secret pair ([`pair_from_headers`]) before anything else.
 
+use crate::connection;
 use crate::error::{ApiError, Failure};
 use crate::jwt::looks_like_jwt;
-use crate::service::Credential;
+use crate::service::{principal_from_verdict, Credential, Keyward};
 use crate::AppState;
 use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use keyward_core::Principal;
@@ -19,7 +22,7 @@ use std::borrow::Cow;
 /// The credential a request carries, if any. A header that is present but unreadable
 /// is an error, not "no credential".
 pub fn credential_from_headers(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+    if let Some(value) = headers.get(AUTHORIZATION) {
         let text = value.to_str().map_err(|_| {
             Failure::Unauthorized("the Authorization header is not readable text".into())
         })?;
@@ -85,15 +88,6 @@ pub fn pair_from_headers(headers: &HeaderMap) -> Result<Option<Credential<'_>>, 
     }
 }
 
-/// For a door whose own credential is the pair: the pair when the request sends any
-/// half of it, else whatever [`credential_from_headers`] finds.
-pub fn pair_or_credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, Failure> {
-    match pair_from_headers(headers)? {
-        Some(pair) => Ok(Some(pair)),
-        None => credential_from_headers(headers),
-    }
-}
-
 /// The trimmed value of the first of `names` that is present and not blank.
 fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>, Failure> {
     for name in names {
@@ -111,12 +105,19 @@ fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a
     Ok(None)
 }
 
-/// Splits `Authorization: <scheme> <value>`; the scheme is case-insensitive.
+/// Splits `Authorization: <scheme> <value>`; the scheme is case-insensitive. The text is
+/// a header's, so ASCII (`HeaderValue::to_str`), and its whitespace is spaces and tabs:
+/// this runs on every authenticated request, so it works on bytes.
 pub fn parse_authorization(text: &str) -> Result<Credential<'_>, Failure> {
-    let (scheme, value) = text.trim().split_once(char::is_whitespace).ok_or_else(|| {
-        Failure::Unauthorized("the Authorization header needs a scheme and a credential".into())
-    })?;
-    let value = value.trim();
+    let text = text.trim_ascii();
+    let (scheme, value) = text
+        .bytes()
+        .position(|b| b == b' ' || b == b'\t')
+        .map(|at| text.split_at(at))
+        .ok_or_else(|| {
+            Failure::Unauthorized("the Authorization header needs a scheme and a credential".into())
+        })?;
+    let value = value.trim_ascii_start();
     if value.is_empty() {
         return Err(Failure::Unauthorized(
             "the Authorization header has no credential".into(),
@@ -137,6 +138,33 @@ pub fn parse_authorization(text: &str) -> Result<Credential<'_>, Failure> {
     }
 }
 
+/// Who the request's headers say is calling (see [`credential_from_headers`]); `None`
+/// when they carry no credential. A key in `Authorization` goes through the
+/// connection's memory: the same header as the connection's last request, with nothing
+/// invalidated since, skips parsing, hashing and the cache (`connection.rs`).
+pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Principal>, Failure> {
+    let authorization = headers.get(AUTHORIZATION);
+    if let Some(verdict) =
+        authorization.and_then(|h| connection::recall(&app.verifier, h.as_bytes()))
+    {
+        return principal_from_verdict(&verdict).map(Some);
+    }
+    let generation = app.verifier.generation();
+    let Some(credential) = credential_from_headers(headers)? else {
+        return Ok(None);
+    };
+    // A header that is present is where the credential came from.
+    let remembered_as = authorization.and_then(|h| h.to_str().ok());
+    match (credential, remembered_as) {
+        (Credential::Key(key), Some(header)) => {
+            let verdict = app.verifier.verify(&key, None, None).await?;
+            connection::remember(&app.verifier, header, &verdict, generation);
+            principal_from_verdict(&verdict).map(Some)
+        }
+        (credential, _) => app.authenticate(credential).await.map(Some),
+    }
+}
+
 /// An authenticated caller of the native API.
 pub struct Auth(pub Principal);
 
@@ -147,12 +175,12 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = credential_from_headers(&parts.headers)?.ok_or_else(|| {
+        let principal = caller(state, &parts.headers).await?.ok_or_else(|| {
             Failure::Unauthorized(
                 "authentication required: send Authorization: Bearer <token or API key>".into(),
             )
         })?;
-        Ok(Auth(state.authenticate(credential).await?))
+        Ok(Auth(principal))
     }
 }
 
@@ -246,23 +274,5 @@ mod tests {
         let err = pair_from_headers(&other_half).err().expect("refused");
         assert!(err.message().contains("pinning_api_key"), "{err:?}");
         assert!(matches!(pair_from_headers(&HeaderMap::new()), Ok(None)));
-    }
-
-    #[test]
-    fn the_pair_comes_before_other_credentials() {
-        let both = headers(&[
-            ("authorization", "Bearer kw_x"),
-            ("pinning_api_key", "abc"),
-            ("pinning_secret_key", "s"),
-        ]);
-        assert!(matches!(
-            pair_or_credential(&both),
-            Ok(Some(Credential::Pair { .. }))
-        ));
-        let bearer = headers(&[("authorization", "Bearer kw_x")]);
-        assert!(matches!(
-            pair_or_credential(&bearer),
-            Ok(Some(Credential::Key(_)))
-        ));
     }
 }

@@ -5,11 +5,12 @@ use crate::error::Failure;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// The largest body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Failure> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::InvalidJson(
             "the request body is empty; send a JSON object".into(),

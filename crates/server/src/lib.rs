@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod body;
 pub mod bulk;
+pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod dialects;
 pub mod error;
 pub mod jwt;

@@ -71,16 +71,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let router = crate::router(app.clone());
     let serving_app = app.clone();
     let task = tokio::spawn(async move {
-        let mut stopped = stopped;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                while !*stopped.borrow_and_update() {
-                    if stopped.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await?;
+        serve_connections(listener, router, stopped).await;
         flusher.await.ok();
         follower.await.ok();
         if let Err(err) = serving_app.verifier.flush_usage().await {
@@ -96,6 +87,71 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         stop,
         task,
     })
+}
+
+/// Serves every connection accepted until `stopped`, then lets each finish the request
+/// it is answering before returning (hyper's graceful shutdown: idle keep-alive
+/// connections close at once). Each connection is a task with a memory of its own
+/// (`connection.rs`); HTTP/1.1 and HTTP/2 (prior knowledge) are both spoken.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    refused_connection(err).await;
+                    continue;
+                }
+            },
+            _ = until_stopped(&mut stopped) => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(crate::connection::scope(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "a connection ended with an error");
+            }
+        }));
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// After a failed accept: a connection the peer gave up on is no concern; anything
+/// else (out of file descriptors, say) is logged, and accepting pauses for a moment
+/// rather than spinning on the same error.
+async fn refused_connection(err: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%err, "cannot accept connections; retrying in a second");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+}
+
+/// Resolves once `stopped` says so, or once nobody can say so any more.
+async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    while !*stopped.borrow_and_update() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Applies every node's key and owner changes to this node's cache. Subscribing before

@@ -5,12 +5,14 @@
 //! takes no lock that other keys share: the cache is sharded, and uses are counted in
 //! atomics on the cached entry, then flushed in batches by [`Verifier::flush_usage`].
 
+use crate::clock::{self, Now};
 use keyward_core::{
-    decide, ApiKey, Found, KeyHasher, KeyId, Principal, Query, SecretHash, TenantId, User, UserId,
-    VerifyCode,
+    decide, ApiKey, Found, InnerHash, KeyHasher, KeyId, Principal, Query, Secret, TenantId, User,
+    UserId, VerifyCode,
 };
 use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
 use quick_cache::sync::Cache;
+use quick_cache::UnitWeighter;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -26,6 +28,51 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 const PENDING_SHARDS: usize = 16;
 /// How many distinct owners are shared between cached keys.
 const OWNER_CACHE: usize = 100_000;
+
+/// Hashes an [`InnerHash`] for the cache's table by taking its first bytes: it is the
+/// output of a keyed hash already, so hashing it again (foldhash, SipHash) would only
+/// cost time on every verification.
+#[derive(Clone, Copy, Default)]
+struct DigestPrefix;
+
+impl std::hash::BuildHasher for DigestPrefix {
+    type Hasher = PrefixHasher;
+
+    fn build_hasher(&self) -> PrefixHasher {
+        PrefixHasher(0)
+    }
+}
+
+/// Keeps the one `u64` an [`InnerHash`] writes; anything else written is folded in
+/// (FNV-1a), so the hasher stays correct for keys it was not made for.
+struct PrefixHasher(u64);
+
+impl std::hash::Hasher for PrefixHasher {
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn cache(capacity: u64) -> Cache<InnerHash, Arc<Lookup>, UnitWeighter, DigestPrefix> {
+    let items = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
+    Cache::with(
+        items,
+        capacity.max(1),
+        UnitWeighter,
+        DigestPrefix,
+        Default::default(),
+    )
+}
 
 /// A key that a presented secret belongs to, as cached: shared, never copied per request.
 pub struct Matched {
@@ -50,10 +97,10 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    fn new(found: Option<Matched>, now: OffsetDateTime) -> Self {
+    fn new(found: Option<Matched>, now: Now) -> Self {
         Lookup {
             found,
-            loaded_at: now.unix_timestamp(),
+            loaded_at: now.unix_seconds,
             uses: AtomicU64::new(0),
             last_used_ms: AtomicI64::new(i64::MIN),
         }
@@ -61,14 +108,24 @@ impl Lookup {
 
     /// Whether the entry may still be used at `now`. A clock that went backwards also
     /// ends it, so a stepped clock cannot stretch the TTL.
-    fn is_fresh(&self, now: OffsetDateTime) -> bool {
-        let age = now.unix_timestamp() - self.loaded_at;
+    fn is_fresh(&self, now: Now) -> bool {
+        let age = now.unix_seconds - self.loaded_at;
         (0..CACHE_TTL.as_secs() as i64).contains(&age)
     }
 
     fn key_id(&self) -> Option<KeyId> {
         self.found.as_ref().map(|m| m.key.id)
     }
+}
+
+/// A credential that verified, remembered with what it led to: by one connection, for
+/// its next request (see `connection.rs`). The text is zeroized when forgotten.
+pub struct Recall {
+    credential: Secret,
+    lookup: Arc<Lookup>,
+    /// [`Verifier::generation`] before the verification: any invalidation since, of
+    /// any key, voids the recall.
+    generation: u64,
 }
 
 /// The outcome of one verification.
@@ -122,18 +179,18 @@ struct Index {
 /// A key's cached secrets: nearly always one, two or more during a rotation's grace.
 struct Listed {
     owner: UserId,
-    first: SecretHash,
-    more: Vec<SecretHash>,
+    first: InnerHash,
+    more: Vec<InnerHash>,
 }
 
 impl Listed {
-    fn hashes(&self) -> impl Iterator<Item = SecretHash> + '_ {
+    fn hashes(&self) -> impl Iterator<Item = InnerHash> + '_ {
         std::iter::once(self.first).chain(self.more.iter().copied())
     }
 }
 
 impl Index {
-    fn list(&mut self, key: KeyId, owner: UserId, hash: SecretHash) {
+    fn list(&mut self, key: KeyId, owner: UserId, hash: InnerHash) {
         match self.secrets.entry(key) {
             Entry::Vacant(slot) => {
                 slot.insert(Listed {
@@ -155,7 +212,7 @@ impl Index {
     }
 
     /// Unlists a key; returns the secrets it had cached.
-    fn take_key(&mut self, key: KeyId) -> Vec<SecretHash> {
+    fn take_key(&mut self, key: KeyId) -> Vec<InnerHash> {
         let hashes: Vec<_> = self
             .secrets
             .remove(&key)
@@ -167,7 +224,7 @@ impl Index {
 
     /// Unlists every key of an owner; returns the secrets they had cached. Scans the
     /// index, which is far cheaper than scanning the cache, and owners change rarely.
-    fn take_owner(&mut self, owner: UserId) -> Vec<SecretHash> {
+    fn take_owner(&mut self, owner: UserId) -> Vec<InnerHash> {
         let mut hashes = Vec::new();
         self.secrets.retain(|_, listed| {
             let theirs = listed.owner == owner;
@@ -181,7 +238,7 @@ impl Index {
     }
 
     /// Unlists the secrets that are no longer cached.
-    fn prune(&mut self, cached: impl Fn(&SecretHash) -> bool) {
+    fn prune(&mut self, cached: impl Fn(&InnerHash) -> bool) {
         self.secrets.retain(|_, listed| {
             let mut kept = listed.hashes().filter(|h| cached(h)).collect::<Vec<_>>();
             let Some(first) = kept.pop() else {
@@ -198,7 +255,9 @@ impl Index {
 pub struct Verifier {
     hasher: KeyHasher,
     store: DynStore,
-    cache: Cache<SecretHash, Arc<Lookup>>,
+    /// Keyed by the inner half of the secret's HMAC: a hit costs one SHA-256
+    /// compression, and only a miss completes the HMAC to ask the store.
+    cache: Cache<InnerHash, Arc<Lookup>, UnitWeighter, DigestPrefix>,
     index: Mutex<Index>,
     /// One copy of each owner for all the owner's cached keys: a user has many keys,
     /// and a copy per key would multiply the cache's memory.
@@ -207,6 +266,9 @@ pub struct Verifier {
     /// put what it read into the cache. The lock orders "check and insert" against
     /// "bump and invalidate"; only misses and invalidations take it.
     epoch: RwLock<Freshness>,
+    /// The epoch's number, readable without the lock, for [`Recall`]s; written under
+    /// the epoch's write lock.
+    generation: AtomicU64,
     /// Entries with uses not yet flushed. Holding the entry (not a copy of its
     /// counters) means an entry evicted or invalidated meanwhile still gets flushed.
     pending: Vec<Mutex<Vec<Arc<Lookup>>>>,
@@ -218,13 +280,14 @@ impl Verifier {
         Verifier {
             hasher,
             store,
-            cache: Cache::new(usize::try_from(capacity.max(1)).unwrap_or(usize::MAX)),
+            cache: cache(capacity),
             index: Mutex::default(),
             owners: Cache::new(OWNER_CACHE),
             epoch: RwLock::new(Freshness {
                 epoch: 0,
                 hearing: true,
             }),
+            generation: AtomicU64::new(0),
             pending: (0..PENDING_SHARDS).map(|_| Mutex::default()).collect(),
             lookups: AtomicU64::new(0),
         }
@@ -245,17 +308,28 @@ impl Verifier {
         if keyward_core::keyfmt::parse(presented).is_err() {
             return Ok(Verdict::without_key(VerifyCode::Malformed));
         }
-        let hash = self.hasher.hash(presented);
-        let now = OffsetDateTime::now_utc();
-        let lookup = match self.cache.get(&hash) {
+        let inner = self.hasher.inner(presented);
+        let now = clock::now();
+        let lookup = match self.cache.get(&inner) {
             Some(lookup) if lookup.is_fresh(now) => lookup,
-            _ => self.load(hash, now).await?,
+            _ => self.load(inner, now).await?,
         };
+        Ok(self.conclude(lookup, tenant, required, now))
+    }
+
+    /// The decision on what a secret led to, at `now`; a valid use is counted.
+    fn conclude(
+        &self,
+        lookup: Arc<Lookup>,
+        tenant: Option<TenantId>,
+        required: Option<&Query>,
+        now: Now,
+    ) -> Verdict {
         let Some(m) = &lookup.found else {
-            return Ok(Verdict::without_key(VerifyCode::NotFound));
+            return Verdict::without_key(VerifyCode::NotFound);
         };
         if tenant.is_some_and(|t| m.key.tenant_id != t) {
-            return Ok(Verdict::without_key(VerifyCode::NotFound));
+            return Verdict::without_key(VerifyCode::NotFound);
         }
         let found = Found {
             key: &m.key,
@@ -263,19 +337,56 @@ impl Verifier {
             owner_active: m.owner.active,
             owner_grants: m.owner.effective_grants(),
         };
-        let code = decide(&found, now, required);
+        let code = decide(&found, now.utc, required);
         if code.is_valid() {
             self.count_use(&lookup, now);
         }
-        Ok(Verdict {
+        Verdict {
             code,
             found: Some(lookup),
+        }
+    }
+
+    /// How many invalidations this node has applied: a [`Recall`] made before the
+    /// latest one is void. Read it before verifying what is to be remembered.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// What to remember of a valid verdict for `credential` (the text the secret was
+    /// presented in), made at `generation`; `None` for anything else, or while other
+    /// nodes' changes are not heard (nothing may be remembered then, as nothing is
+    /// cached).
+    pub fn remember(&self, credential: &str, verdict: &Verdict, generation: u64) -> Option<Recall> {
+        let lookup = verdict.found.as_ref().filter(|_| verdict.code.is_valid())?;
+        if !self.epoch.read().expect("epoch lock").hearing {
+            return None;
+        }
+        Some(Recall {
+            credential: Secret::new(credential),
+            lookup: Arc::clone(lookup),
+            generation,
         })
     }
 
-    async fn load(&self, hash: SecretHash, now: OffsetDateTime) -> Result<Arc<Lookup>, StoreError> {
+    /// The verdict for `credential` from what was remembered of it, if it is the same
+    /// credential and nothing has been invalidated since: skips the parse, the hash and
+    /// the cache, not the decision (state, expiry, TTL) nor the count of the use.
+    pub fn recall(&self, recall: &Recall, credential: &[u8]) -> Option<Verdict> {
+        if recall.generation != self.generation() || !recall.credential.is(credential) {
+            return None;
+        }
+        let now = clock::now();
+        if !recall.lookup.is_fresh(now) {
+            return None;
+        }
+        Some(self.conclude(Arc::clone(&recall.lookup), None, None, now))
+    }
+
+    async fn load(&self, inner: InnerHash, now: Now) -> Result<Arc<Lookup>, StoreError> {
         let epoch_before = *self.epoch.read().expect("epoch lock");
         self.lookups.fetch_add(1, Ordering::Relaxed);
+        let hash = self.hasher.finish(&inner);
         let found = self.store.lookup_secret(&hash).await?;
         // The store matched by hash; check the stored hash again in constant time, so
         // that a lax comparison in a database (a collation, a prefix index) can never
@@ -293,9 +404,9 @@ impl Verifier {
         if *epoch == epoch_before && epoch.hearing {
             if let Some(m) = &lookup.found {
                 let mut index = self.index.lock().expect("index lock");
-                index.list(m.key.id, m.owner.id, hash);
+                index.list(m.key.id, m.owner.id, inner);
             }
-            self.cache.insert(hash, lookup.clone());
+            self.cache.insert(inner, lookup.clone());
         }
         Ok(lookup)
     }
@@ -342,6 +453,7 @@ impl Verifier {
         let mut epoch = self.epoch.write().expect("epoch lock");
         epoch.epoch += 1;
         epoch.hearing = hearing;
+        self.generation.store(epoch.epoch, Ordering::Release);
         self.cache.clear();
         self.owners.clear();
         *self.index.lock().expect("index lock") = Index::default();
@@ -349,9 +461,10 @@ impl Verifier {
 
     /// Drops the entries of the secrets that `unlist` takes off the index, under the
     /// epoch's write lock: a miss that read the store before this cannot cache them again.
-    fn invalidate(&self, unlist: impl FnOnce(&mut Index) -> Vec<SecretHash>) {
+    fn invalidate(&self, unlist: impl FnOnce(&mut Index) -> Vec<InnerHash>) {
         let mut epoch = self.epoch.write().expect("epoch lock");
         epoch.epoch += 1;
+        self.generation.store(epoch.epoch, Ordering::Release);
         let hashes = unlist(&mut self.index.lock().expect("index lock"));
         for hash in hashes {
             self.cache.remove(&hash);
@@ -381,8 +494,8 @@ impl Verifier {
 
     /// Counts a use on the entry itself; only its first use since the last flush puts
     /// it on a pending list.
-    fn count_use(&self, lookup: &Arc<Lookup>, now: OffsetDateTime) {
-        let ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    fn count_use(&self, lookup: &Arc<Lookup>, now: Now) {
+        let ms = now.unix_millis;
         // Millisecond resolution lets most uses of a busy key skip the write.
         if lookup.last_used_ms.load(Ordering::Relaxed) < ms {
             lookup.last_used_ms.fetch_max(ms, Ordering::Relaxed);
@@ -497,7 +610,7 @@ mod tests {
     #[test]
     fn the_index_lists_every_secret_of_a_key_once() {
         let (key, other, owner) = (KeyId::generate(), KeyId::generate(), UserId::generate());
-        let hash = |n: u8| SecretHash([n; 32]);
+        let hash = |n: u8| InnerHash([n; 32]);
         let mut index = Index::default();
         for n in [1, 2, 1, 3, 2] {
             index.list(key, owner, hash(n));
@@ -567,6 +680,65 @@ mod tests {
         for (_, secret) in &cached {
             assert!(misses(&verifier, secret).await, "forgotten with the owner");
         }
+    }
+
+    /// A recall stands for exactly the credential remembered, is decided again each time
+    /// (and counted), and is void after any invalidation, of any key, or while other
+    /// nodes' changes go unheard.
+    #[tokio::test]
+    async fn a_recall_stands_until_anything_changes() {
+        let f = fixture(2).await;
+        let v = &f.verifier;
+        let (key, secret) = &f.secrets[0];
+        let header = format!("Bearer {secret}");
+        let remembered = || async {
+            let generation = v.generation();
+            let verdict = v.verify(secret, None, None).await.unwrap();
+            v.remember(&header, &verdict, generation)
+                .expect("a valid key is remembered")
+        };
+        let recall = remembered().await;
+        let verdict = v.recall(&recall, header.as_bytes()).expect("recalled");
+        assert!(verdict.code.is_valid());
+        assert_eq!(verdict.matched().unwrap().key.id, *key);
+        assert!(
+            v.recall(&recall, secret.as_bytes()).is_none(),
+            "another text"
+        );
+        let mut altered = header.clone().into_bytes();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(v.recall(&recall, &altered).is_none(), "one bit off");
+        v.flush_usage().await.unwrap();
+        assert_eq!(recorded_uses(&f, *key).await, 2, "recalls are counted");
+
+        v.invalidate_key(f.secrets[1].0);
+        assert!(
+            v.recall(&recall, header.as_bytes()).is_none(),
+            "any invalidation"
+        );
+        let recall = remembered().await;
+        v.apply(ChangeEvent::Lost);
+        assert!(v.recall(&recall, header.as_bytes()).is_none(), "feed lost");
+        let generation = v.generation();
+        let verdict = v.verify(secret, None, None).await.unwrap();
+        assert!(
+            v.remember(&header, &verdict, generation).is_none(),
+            "not while deaf"
+        );
+        v.apply(ChangeEvent::Resumed);
+
+        let unknown = keyward_core::KeyShape::Native.generate();
+        let verdict = v.verify(unknown.expose(), None, None).await.unwrap();
+        assert!(
+            v.remember("Bearer x", &verdict, v.generation()).is_none(),
+            "a refusal"
+        );
+        // Remembered before an invalidation it did not see: void.
+        let generation = v.generation();
+        let verdict = v.verify(secret, None, None).await.unwrap();
+        v.invalidate_owner(f.owner.id);
+        let stale = v.remember(&header, &verdict, generation).unwrap();
+        assert!(v.recall(&stale, header.as_bytes()).is_none(), "made stale");
     }
 
     async fn recorded_uses(f: &Fixture, key: KeyId) -> i64 {
@@ -658,15 +830,17 @@ mod tests {
         let lookup = f
             .verifier
             .cache
-            .get(&f.verifier.hasher.hash(secret))
+            .get(&f.verifier.hasher.inner(secret))
             .unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = clock::now();
+        let at = |seconds: i64| Now {
+            unix_seconds: now.unix_seconds + seconds,
+            ..now
+        };
         assert!(lookup.is_fresh(now));
-        assert!(!lookup.is_fresh(now + CACHE_TTL));
-        assert!(
-            !lookup.is_fresh(now - Duration::from_secs(5)),
-            "clock stepped back"
-        );
+        assert!(lookup.is_fresh(at(CACHE_TTL.as_secs() as i64 - 1)));
+        assert!(!lookup.is_fresh(at(CACHE_TTL.as_secs() as i64)));
+        assert!(!lookup.is_fresh(at(-5)), "clock stepped back");
     }
 
     #[tokio::test]

@@ -218,8 +218,8 @@ async fn forged_and_foreign_session_tokens_are_401() {
 }
 
 /// Requests on one kept-alive connection are each answered for the key they present, as
-/// that key stands at that moment: nothing a connection has seen carries over (a
-/// per-connection shortcut was tried for speed; this is what any such must keep).
+/// that key stands at that moment. The connection remembers the key its last request
+/// authenticated with (`connection.rs`); nothing remembered may outlive a change.
 #[tokio::test]
 async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
     let server = TestServer::start().await;

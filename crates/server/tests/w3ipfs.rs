@@ -452,6 +452,18 @@ async fn wrong_or_partial_pairs_are_unauthorized() {
     assert_w3_error(&reply, StatusCode::UNAUTHORIZED);
     let reply = with_pair(&server, &wrong, Method::GET, "/api/pinning/pins/", None).await;
     assert_w3_error(&reply, StatusCode::UNAUTHORIZED);
+
+    // The pair is this door's credential: it decides whatever `Authorization` says.
+    let garbage = "Bearer kw_not_a_key".to_string();
+    let mut headers = pair.headers();
+    headers.push(("authorization", garbage.as_bytes()));
+    let reply = server.send(Method::GET, path, &headers, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let bearer = format!("Bearer {jwt}");
+    let mut headers = wrong.headers();
+    headers.push(("authorization", bearer.as_bytes()));
+    let reply = server.send(Method::GET, path, &headers, None).await;
+    assert_w3_error(&reply, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

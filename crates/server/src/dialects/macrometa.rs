@@ -7,7 +7,7 @@
 //! `fabric/<f>`, `fabric/<f>/collection/<c>`, `fabric/<f>/stream/<s>` and `billing`,
 //! where a name of `*` is the default; attributes are the key's metadata.
 
-use crate::auth::credential_from_headers;
+use crate::auth::caller;
 use crate::body::{parse_json, read_body};
 use crate::error::Failure;
 use crate::service::{KeyPatch, NewKey};
@@ -194,12 +194,12 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = MmError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> MmResult<Self> {
-        let credential = credential_from_headers(&parts.headers)?.ok_or_else(|| {
+        let principal = caller(app, &parts.headers).await?.ok_or_else(|| {
             Failure::Unauthorized(
                 "authentication required: send Authorization: bearer <jwt> or apikey <key>".into(),
             )
         })?;
-        Ok(Caller(app.authenticate(credential).await?))
+        Ok(Caller(principal))
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod wire;
 
-use crate::auth::{credential_from_headers, credential_from_query};
+use crate::auth::{caller, credential_from_query};
 use crate::error::Failure;
 use crate::service::NewKey;
 use crate::AppState;
@@ -61,11 +61,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = OctopusError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, OctopusError> {
-        let credential = match credential_from_headers(&parts.headers)? {
-            Some(credential) => Some(credential),
-            None => credential_from_query(&parts.uri),
+        if let Some(principal) = caller(app, &parts.headers).await? {
+            return Ok(Caller(principal));
         }
-        .ok_or_else(|| {
+        let credential = credential_from_query(&parts.uri).ok_or_else(|| {
             Failure::Unauthorized("send your API key in the X-Octopus-ApiKey header".into())
         })?;
         Ok(Caller(app.authenticate(credential).await?))

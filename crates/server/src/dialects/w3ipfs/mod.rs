@@ -8,7 +8,7 @@ mod data;
 mod keys;
 pub mod scopes;
 
-use crate::auth::pair_or_credential;
+use crate::auth::{caller, pair_from_headers};
 use crate::error::Failure;
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -106,13 +106,16 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = pair_or_credential(&parts.headers)?.ok_or_else(|| {
+        if let Some(pair) = pair_from_headers(&parts.headers)? {
+            return Ok(Caller(state.authenticate(pair).await?));
+        }
+        let principal = caller(state, &parts.headers).await?.ok_or_else(|| {
             Failure::Unauthorized(
                 "authentication required: send the pinning_api_key and pinning_secret_key \
                  headers, or Authorization: Bearer <JWT>"
                     .into(),
             )
         })?;
-        Ok(Caller(state.authenticate(credential).await?))
+        Ok(Caller(principal))
     }
 }

@@ -1,0 +1,72 @@
+//! The time, as the hot path needs it: read once per verification, in the three forms
+//! it uses, without redoing calendar arithmetic on every request.
+//!
+//! `OffsetDateTime::now_utc()` turns the system time into a calendar date each time it
+//! is called (about 160 instructions), and verification then needs Unix seconds for the
+//! cache's TTL and Unix milliseconds for last-used times. Each thread remembers the date
+//! of the last whole second it saw; within that second only the nanoseconds change.
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// One reading of the system clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub utc: OffsetDateTime,
+    pub unix_seconds: i64,
+    pub unix_millis: i64,
+}
+
+thread_local! {
+    /// The last whole second this thread read, and its date.
+    static SECOND: Cell<Option<(i64, OffsetDateTime)>> = const { Cell::new(None) };
+}
+
+/// Reads the clock. A clock set before 1970 reads as 1970.
+pub fn now() -> Now {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    let nanos = since_epoch.subsec_nanos();
+    let whole = SECOND.with(|last| match last.get() {
+        Some((second, date)) if second == seconds => date,
+        _ => {
+            let date = OffsetDateTime::from_unix_timestamp(seconds)
+                .unwrap_or(PrimitiveDateTime::MAX.assume_utc());
+            last.set(Some((seconds, date)));
+            date
+        }
+    });
+    Now {
+        utc: whole.replace_nanosecond(nanos).unwrap_or(whole),
+        unix_seconds: seconds,
+        unix_millis: seconds.saturating_mul(1000) + i64::from(nanos / 1_000_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form of a reading agrees with the others and with `time`'s own clock.
+    #[test]
+    fn a_reading_agrees_with_itself_and_with_time() {
+        for _ in 0..3 {
+            let before = OffsetDateTime::now_utc();
+            let now = now();
+            let after = OffsetDateTime::now_utc();
+            assert!(
+                before <= now.utc && now.utc <= after,
+                "{before} {now:?} {after}"
+            );
+            assert_eq!(now.utc.unix_timestamp(), now.unix_seconds);
+            assert_eq!(
+                (now.utc.unix_timestamp_nanos() / 1_000_000) as i64,
+                now.unix_millis
+            );
+            std::thread::sleep(std::time::Duration::from_millis(600));
+        }
+    }
+}
