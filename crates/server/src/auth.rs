@@ -161,7 +161,8 @@ pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Princip
             connection::remember(&app.verifier, header, &verdict, generation);
             principal_from_verdict(&verdict).map(Some)
         }
-        (credential, _) => app.authenticate(credential).await.map(Some),
+        // Sessions, query keys and pairs: boxed, so that the hot path's future stays small.
+        (credential, _) => Box::pin(app.authenticate(credential)).await.map(Some),
     }
 }
 

@@ -24,8 +24,7 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Failure>
 /// A small body arrives in one frame, in the same read as the head: that frame is the
 /// answer, with no buffer to collect into (this is on the verification hot path).
 /// Anything longer is gathered frame by frame, and refused as soon as it is too long.
-pub async fn read_body(request: Request) -> Result<Bytes, Failure> {
-    let mut body = request.into_body();
+pub async fn read_body(mut body: Body) -> Result<Bytes, Failure> {
     if body
         .size_hint()
         .lower()
@@ -75,7 +74,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = crate::error::ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request).await?;
+        let bytes = read_body(request.into_body()).await?;
         Ok(JsonBody(parse_json(&bytes)?))
     }
 }

@@ -312,7 +312,9 @@ impl Verifier {
         let now = clock::now();
         let lookup = match self.cache.get(&inner) {
             Some(lookup) if lookup.is_fresh(now) => lookup,
-            _ => self.load(inner, now).await?,
+            // Boxed: the miss is the rare path, and its future would otherwise make
+            // every verification's future (and the request's, which holds it) larger.
+            _ => Box::pin(self.load(inner, now)).await?,
         };
         Ok(self.conclude(lookup, tenant, required, now))
     }

@@ -210,7 +210,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = MmError;
 
     async fn from_request(request: Request, _: &S) -> MmResult<Self> {
-        Ok(Body(parse_json(&read_body(request).await?)?))
+        Ok(Body(parse_json(&read_body(request.into_body()).await?)?))
     }
 }
 

@@ -331,7 +331,8 @@ async fn create_key(
 ) -> Result<impl IntoResponse, OctopusError> {
     let owner = user_named(&app, &principal, &path(id)?).await?;
     // JSON whatever the Content-Type: the seed's PowerShell sends none.
-    let body: CreateApiKey = crate::body::parse_json(&crate::body::read_body(request).await?)?;
+    let body: CreateApiKey =
+        crate::body::parse_json(&crate::body::read_body(request.into_body()).await?)?;
     let request = NewKey {
         // A missing Purpose is a blank one; the core says why that is refused.
         name: body.purpose.unwrap_or_default(),

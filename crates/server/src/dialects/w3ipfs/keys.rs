@@ -30,7 +30,7 @@ pub async fn create(
     request: Request,
 ) -> W3Result<Json<Value>> {
     principal.require_admin()?;
-    let body: CreateRequest = parse_json(&read_body(request).await?)?;
+    let body: CreateRequest = parse_json(&read_body(request.into_body()).await?)?;
     let name = body.name.ok_or_else(|| required("name"))?;
     let scopes = body.scopes.ok_or_else(|| required("scopes"))?;
     let request = NewKey {
