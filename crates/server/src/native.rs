@@ -461,11 +461,16 @@ fn lone_key(body: &[u8]) -> Option<&str> {
     for expected in [&b"{"[..], b"\"key\"", b":", b"\""] {
         rest = &rest[token(rest, expected)?..];
     }
-    let end = rest
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
     let (key, after) = rest.split_at(end);
-    let after = after.strip_prefix(b"\"")?;
+    // Without an early exit, so that it compiles to a few wide comparisons.
+    let unescaped = key
+        .iter()
+        .fold(true, |ok, &b| ok & (b != b'\\') & (b >= 0x20));
+    if !unescaped {
+        return None;
+    }
+    let after = &after[1..];
     let after = &after[token(after, b"}")?..];
     if !after.iter().all(json_space) {
         return None;
