@@ -1,6 +1,9 @@
 //! Verification under concurrency: 32 clients verify keys while other requests revoke
 //! and rotate them. Once a revoke's (or a grace-less rotation's) response has returned,
 //! no verification that started afterwards may accept the old secret on this node.
+//! Half the clients ask `POST /v0/keys/verify`; the other half present each secret as
+//! their own credential (`GET /v0/me`), several times in a row on one kept-alive
+//! connection each, which is what the connection's memory of its caller serves.
 
 mod support;
 
@@ -9,10 +12,12 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{key_path, TestServer};
+use support::{key_path, RawConnection, TestServer};
 
 const CLIENTS: usize = 32;
 const KEYS: usize = 12;
+/// How many requests in a row present the same secret.
+const REPEATS: usize = 4;
 
 /// One secret the clients present, and when (if ever) it stopped being valid.
 struct Presented {
@@ -36,15 +41,23 @@ async fn client(
     offset: usize,
 ) {
     let mut turn = offset;
+    // Odd clients authenticate as the secret itself, on a connection of their own.
+    let mut own = match offset % 2 {
+        1 => Some(RawConnection::open(&server).await),
+        _ => None,
+    };
     while !stop.load(Ordering::Relaxed) {
         let presented = {
             let pool = pool.lock().unwrap();
-            pool[turn % pool.len()].clone()
+            pool[(turn / REPEATS) % pool.len()].clone()
         };
         turn += 1;
         let started = Instant::now();
         let dead_at_start = *presented.dead_since.lock().unwrap();
-        let valid = server.verify(&auth, &presented.secret, None).await["valid"] == true;
+        let valid = match &mut own {
+            Some(connection) => connection.me(&presented.secret).await.0 == 200,
+            None => server.verify(&auth, &presented.secret, None).await["valid"] == true,
+        };
         match dead_at_start {
             Some(dead) if dead <= started => {
                 tally.checked_after_death.fetch_add(1, Ordering::Relaxed);
