@@ -81,6 +81,39 @@ pub(crate) const KEY_COLUMNS: &str = "seq, id, tenant_id, owner_id, name, door, 
      public_id, grants, metadata, enabled, created_at, updated_at, expires_at, revoked_at, \
      last_used_at, use_count";
 
+/// Keys updated by one statement when usage is flushed: 3 parameters each, well under
+/// both databases' limits on parameters.
+pub(crate) const USAGE_ROWS_PER_STATEMENT: usize = 500;
+
+/// One row per key, as the update needs them (its `FROM` may match each key once): the
+/// uses summed, the latest use kept, in Unix microseconds.
+pub(crate) fn merged_usage(usage: &[crate::KeyUsage]) -> Vec<(keyward_core::KeyId, (i64, i64))> {
+    let mut merged = std::collections::BTreeMap::new();
+    for u in usage {
+        let (uses, last) = merged.entry(u.key_id).or_insert((0i64, i64::MIN));
+        *uses = uses.saturating_add(u.uses);
+        *last = (*last).max(micros(u.last_used_at));
+    }
+    merged.into_iter().collect()
+}
+
+/// Adds the uses of `rows` keys in one statement, moving each key's last use forward
+/// only. One statement per batch, not one per key: a flush of 1,000 keys was 1,000
+/// round trips, enough to cost PostgreSQL nodes 3% of their verification throughput.
+/// `VALUES` columns are `column1..3` in both databases.
+pub(crate) fn usage_update(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
+        .collect();
+    format!(
+        "UPDATE api_keys SET use_count = use_count + u.column2, \
+         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < u.column3 \
+         THEN u.column3 ELSE last_used_at END \
+         FROM (VALUES {}) AS u WHERE api_keys.id = u.column1",
+        values.join(", ")
+    )
+}
+
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         mod generated {
@@ -780,20 +813,15 @@ macro_rules! impl_store {
                     if usage.is_empty() {
                         return Ok(());
                     }
+                    let rows = merged_usage(usage);
                     let mut tx = begin(&self.pool).await?;
-                    for u in usage {
-                        sqlx::query(
-                            "UPDATE api_keys SET use_count = use_count + $1, \
-                             last_used_at = CASE WHEN last_used_at IS NULL \
-                             OR last_used_at < $2 THEN $2 ELSE last_used_at END \
-                             WHERE id = $3",
-                        )
-                        .bind(u.uses)
-                        .bind(micros(u.last_used_at))
-                        .bind(u.key_id.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(read_error)?;
+                    for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
+                        let sql = usage_update(chunk.len());
+                        let mut query = sqlx::query(&sql);
+                        for (key, (uses, last_used)) in chunk {
+                            query = query.bind(key.0).bind(*uses).bind(*last_used);
+                        }
+                        query.execute(&mut *tx).await.map_err(read_error)?;
                     }
                     tx.commit().await.map_err(read_error)
                 }

@@ -186,6 +186,7 @@ on_every_backend!(
     rotating_an_unknown_key_is_not_found,
     lookup_secret_returns_key_owner_and_expiry,
     record_usage_adds_counts_and_keeps_newest_time,
+    record_usage_of_many_keys_at_once,
     concurrent_writes_lose_nothing,
     timestamps_round_trip_at_microsecond_precision,
     spaces_are_created_and_found_by_name,
@@ -1673,6 +1674,50 @@ async fn record_usage_adds_counts_and_keeps_newest_time(store: DynStore) {
         .map(|k| (k.name.as_str(), k.use_count))
         .collect();
     assert_eq!(counts, [("c", 1), ("b", 10), ("a", 5)]);
+}
+
+/// A flush larger than one statement's worth of rows (500) records every key, each
+/// with its own count and time, duplicates summed across statements' boundaries.
+async fn record_usage_of_many_keys_at_once(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let batch: Vec<NewKey> = (0..1201)
+        .map(|i| new_key(&jo, &format!("k-{i}"), Door::Native, KeyShape::Native))
+        .collect();
+    let rows: Vec<(ApiKey, KeySecret)> = batch
+        .iter()
+        .map(|n| (n.key.clone(), n.stored.clone()))
+        .collect();
+    store.create_keys(&rows).await.unwrap();
+    let t0 = now();
+    let mut usage: Vec<KeyUsage> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, n)| KeyUsage {
+            key_id: n.key.id,
+            last_used_at: t0 + Duration::seconds(i as i64),
+            uses: i as i64 + 1,
+        })
+        .collect();
+    // The first key again, at the end of the batch: later, and counted too.
+    usage.push(KeyUsage {
+        key_id: batch[0].key.id,
+        last_used_at: t0 + Duration::seconds(5000),
+        uses: 10,
+    });
+    store.record_usage(&usage).await.unwrap();
+    for (i, new) in batch.iter().enumerate() {
+        let got = read_key(&store, &new.key).await;
+        let expected = match i {
+            0 => (11, t0 + Duration::seconds(5000)),
+            _ => (i as i64 + 1, t0 + Duration::seconds(i as i64)),
+        };
+        assert_eq!(
+            (got.use_count, got.last_used_at),
+            (expected.0, Some(expected.1)),
+            "key {i}"
+        );
+    }
 }
 
 async fn concurrent_writes_lose_nothing(store: DynStore) {
