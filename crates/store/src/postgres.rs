@@ -22,6 +22,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 pub struct PostgresStore {
     pub(crate) pool: sqlx::PgPool,
+    /// The same pool: PostgreSQL takes concurrent writers as they come.
+    pub(crate) writer: sqlx::PgPool,
 }
 
 impl PostgresStore {
@@ -44,7 +46,10 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     async fn commit_announcing(

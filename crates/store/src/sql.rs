@@ -1,6 +1,8 @@
 //! The SQL both stores run. `impl_store!` expands the same statements for SQLite and
 //! for PostgreSQL: placeholders are `$1, $2, ...` in order of first use, which both
 //! databases read the same way, and the schemas are kept column for column alike.
+//! Writes go through each store's `writer` pool and reads through its `pool`; they are
+//! one pool on PostgreSQL, and a single connection beside the readers on SQLite.
 
 use crate::{StoreError, StoreResult};
 use keyward_core::{Grants, Metadata};
@@ -296,6 +298,7 @@ macro_rules! impl_store {
                 }
 
                 async fn close(&self) {
+                    self.writer.close().await;
                     self.pool.close().await;
                 }
 
@@ -305,7 +308,7 @@ macro_rules! impl_store {
                     space: &Space,
                     admin: &User,
                 ) -> StoreResult<()> {
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                         .bind(tenant.id.0)
                         .bind(tenant.name.as_str())
@@ -436,7 +439,7 @@ macro_rules! impl_store {
                     .bind(space.tenant_id.0)
                     .bind(space.name.as_str())
                     .bind(micros(space.created_at))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await
                     .map_err(|e| db_error(e, "space name"))?
                     .try_get("seq")
@@ -458,7 +461,7 @@ macro_rules! impl_store {
                     .bind(kind.as_str())
                     .bind(name)
                     .bind(micros(OffsetDateTime::now_utc()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(read_error)?;
                     Ok(())
@@ -482,7 +485,7 @@ macro_rules! impl_store {
 
                 async fn create_user(&self, user: &User) -> StoreResult<User> {
                     let seq: i64 = bind_user(sqlx::query(INSERT_USER), user)
-                        .fetch_one(&self.pool)
+                        .fetch_one(&self.writer)
                         .await
                         .map_err(user_conflict)?
                         .try_get("seq")
@@ -552,7 +555,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_user(&self, user: &User) -> StoreResult<()> {
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     let done = sqlx::query(
                         "UPDATE users SET email = $1, username = $2, display_name = $3, \
                          password_hash = $4, role = $5, active = $6, grants = $7, \
@@ -578,7 +581,7 @@ macro_rules! impl_store {
                 }
 
                 async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey> {
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     let seq: i64 = bind_key(sqlx::query(INSERT_KEY), key)
                         .fetch_one(&mut *tx)
                         .await
@@ -591,7 +594,7 @@ macro_rules! impl_store {
                 }
 
                 async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()> {
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     for (key, secret) in keys {
                         bind_key(sqlx::query(INSERT_KEY), key)
                             .execute(&mut *tx)
@@ -706,7 +709,7 @@ macro_rules! impl_store {
                 }
 
                 async fn update_key(&self, key: &ApiKey) -> StoreResult<()> {
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     let done = sqlx::query(
                         "UPDATE api_keys SET name = $1, grants = $2, metadata = $3, \
                          enabled = $4, updated_at = $5, expires_at = $6, revoked_at = $7, \
@@ -738,7 +741,7 @@ macro_rules! impl_store {
                     old_until: OffsetDateTime,
                 ) -> StoreResult<()> {
                     let until = micros(old_until);
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     // The key first: an unknown key (or one of another tenant) is NotFound
                     // before its secrets are touched, and its row lock orders rotations.
                     let done = sqlx::query(
@@ -814,7 +817,7 @@ macro_rules! impl_store {
                         return Ok(());
                     }
                     let rows = merged_usage(usage);
-                    let mut tx = begin(&self.pool).await?;
+                    let mut tx = begin(&self.writer).await?;
                     for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
                         let sql = usage_update(chunk.len());
                         let mut query = sqlx::query(&sql);
