@@ -92,18 +92,18 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
 /// Serves every connection accepted until `stopped`, then lets each finish the request
 /// it is answering before returning (hyper's graceful shutdown: idle keep-alive
 /// connections close at once). Each connection is a task with a memory of its own
-/// (`connection.rs`); HTTP/1.1 and HTTP/2 (prior knowledge) are both spoken.
+/// (`connection.rs`). HTTP/1.1 only, as axum::serve spoke it here before: a TLS
+/// terminator in front speaks HTTP/1.1 to its upstreams.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     mut stopped: watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = hyper::server::conn::http1::Builder::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -116,10 +116,7 @@ async fn serve_connections(
             _ = until_stopped(&mut stopped) => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(crate::connection::scope(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "a connection ended with an error");
