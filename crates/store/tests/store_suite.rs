@@ -823,17 +823,31 @@ async fn create_key_and_lookups(store: DynStore) {
     );
 }
 
-async fn create_keys_in_bulk_is_all_or_nothing(store: DynStore) {
-    let (acme, _) = tenant(&store, "acme").await;
-    let jo = user(&store, acme.id, "jo").await;
-    let batch: Vec<NewKey> = (0..3)
-        .map(|i| new_key(&jo, &format!("bulk-{i}"), Door::Native, KeyShape::Native))
+/// `count` native keys of `owner`, named `{prefix}-0`, `{prefix}-1`, ..., stored in one
+/// `create_keys` call.
+async fn keys_in_bulk(store: &DynStore, owner: &User, prefix: &str, count: usize) -> Vec<NewKey> {
+    let batch: Vec<NewKey> = (0..count)
+        .map(|i| {
+            new_key(
+                owner,
+                &format!("{prefix}-{i}"),
+                Door::Native,
+                KeyShape::Native,
+            )
+        })
         .collect();
     let rows: Vec<(ApiKey, KeySecret)> = batch
         .iter()
         .map(|n| (n.key.clone(), n.stored.clone()))
         .collect();
     store.create_keys(&rows).await.unwrap();
+    batch
+}
+
+async fn create_keys_in_bulk_is_all_or_nothing(store: DynStore) {
+    let (acme, _) = tenant(&store, "acme").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let batch = keys_in_bulk(&store, &jo, "bulk", 3).await;
     for new in &batch {
         let found = store
             .lookup_secret(&HASHER.hash(new.secret.expose()))
@@ -1681,14 +1695,7 @@ async fn record_usage_adds_counts_and_keeps_newest_time(store: DynStore) {
 async fn record_usage_of_many_keys_at_once(store: DynStore) {
     let (acme, _) = tenant(&store, "acme").await;
     let jo = user(&store, acme.id, "jo").await;
-    let batch: Vec<NewKey> = (0..1201)
-        .map(|i| new_key(&jo, &format!("k-{i}"), Door::Native, KeyShape::Native))
-        .collect();
-    let rows: Vec<(ApiKey, KeySecret)> = batch
-        .iter()
-        .map(|n| (n.key.clone(), n.stored.clone()))
-        .collect();
-    store.create_keys(&rows).await.unwrap();
+    let batch = keys_in_bulk(&store, &jo, "k", 1201).await;
     let t0 = now();
     let mut usage: Vec<KeyUsage> = batch
         .iter()
