@@ -13,7 +13,7 @@ pub struct SqliteStore {
     /// The one connection that writes. SQLite admits one writer at a time anyway;
     /// writers that race for its lock on separate connections wait in its busy handler,
     /// which sleeps in growing steps and lets newcomers overtake (16 concurrent creates:
-    /// p99 1.2 s). Waiting for this pool's connection is first come, first served.
+    /// p99 930-940 ms). Waiting for this pool's connection is first come, first served.
     pub(crate) writer: sqlx::SqlitePool,
     /// One SQLite file has one node, so changes only travel within this process.
     changes: broadcast::Sender<Change>,
