@@ -914,6 +914,26 @@ async fn bad_input_gets_the_right_4xx() {
 }
 
 /// A request in HTTP/1.1 framing written by hand: the head, then the body as given.
+/// A client that closes its sending side once its request is out (a TCP half-close)
+/// still gets its answer, and what it asked for is done: seeing the end of what the
+/// client sends does not cut the request short, whatever the handler is waiting on.
+#[tokio::test]
+async fn a_half_closed_connection_is_still_answered() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let body = json!({"name": "half-closed"}).to_string();
+    let framing = format!("Content-Length: {}", body.len());
+    let mut request = head("/v0/api_keys", &admin, &framing);
+    request.extend_from_slice(body.as_bytes());
+    let mut connection = RawConnection::open(&server).await;
+    connection.write(&request).await;
+    connection.close_sending().await;
+    let (status, created) = connection.answer().await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["api_key"].as_str().expect("the secret, once");
+    assert_eq!(server.verify(&admin, key, None).await["code"], "VALID");
+}
+
 fn head(path: &str, auth: &str, framing: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer {auth}\r\n\

@@ -543,7 +543,7 @@ impl RawConnection {
     /// Writes a request in `pieces`, pausing between them so that the server reads
     /// each on its own; returns the status and the JSON answer.
     pub async fn send_pieces(&mut self, pieces: &[Vec<u8>]) -> (u16, Value) {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -552,6 +552,25 @@ impl RawConnection {
             stream.write_all(piece).await.expect("send");
             stream.flush().await.expect("flush");
         }
+        self.answer().await
+    }
+
+    /// Writes bytes as they are, reading nothing.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.get_mut().write_all(bytes).await.expect("send");
+    }
+
+    /// Closes the sending side (a TCP half-close), as a client does that has said all
+    /// it will say; answers can still be read.
+    pub async fn close_sending(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.get_mut().shutdown().await.expect("half-close");
+    }
+
+    /// Reads the next answer: the status and the JSON body.
+    pub async fn answer(&mut self) -> (u16, Value) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
         let mut line = String::new();
         self.stream.read_line(&mut line).await.expect("status line");
         let status: u16 = line
