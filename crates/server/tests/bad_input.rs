@@ -913,7 +913,6 @@ async fn bad_input_gets_the_right_4xx() {
     assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.text);
 }
 
-/// A request in HTTP/1.1 framing written by hand: the head, then the body as given.
 /// A client that closes its sending side once its request is out (a TCP half-close)
 /// still gets its answer, and what it asked for is done: seeing the end of what the
 /// client sends does not cut the request short, whatever the handler is waiting on.
@@ -934,6 +933,7 @@ async fn a_half_closed_connection_is_still_answered() {
     assert_eq!(server.verify(&admin, key, None).await["code"], "VALID");
 }
 
+/// A request in HTTP/1.1 framing written by hand: the head, then the body as given.
 fn head(path: &str, auth: &str, framing: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer {auth}\r\n\

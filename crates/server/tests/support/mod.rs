@@ -543,14 +543,11 @@ impl RawConnection {
     /// Writes a request in `pieces`, pausing between them so that the server reads
     /// each on its own; returns the status and the JSON answer.
     pub async fn send_pieces(&mut self, pieces: &[Vec<u8>]) -> (u16, Value) {
-        use tokio::io::AsyncWriteExt;
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let stream = self.stream.get_mut();
-            stream.write_all(piece).await.expect("send");
-            stream.flush().await.expect("flush");
+            self.write(piece).await;
         }
         self.answer().await
     }
@@ -558,7 +555,9 @@ impl RawConnection {
     /// Writes bytes as they are, reading nothing.
     pub async fn write(&mut self, bytes: &[u8]) {
         use tokio::io::AsyncWriteExt;
-        self.stream.get_mut().write_all(bytes).await.expect("send");
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes).await.expect("send");
+        stream.flush().await.expect("flush");
     }
 
     /// Closes the sending side (a TCP half-close), as a client does that has said all
