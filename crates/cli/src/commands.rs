@@ -3,7 +3,7 @@
 use crate::client::{self, Client, Session};
 use crate::output::{self, KEY_COLUMNS, KEY_FIELDS, USER_COLUMNS};
 use crate::settings::{ServeArgs, StoreArgs};
-use crate::{ClientArgs, KeysCommand, LoginArgs, UsersCommand};
+use crate::{AuditArgs, ClientArgs, KeysCommand, LoginArgs, UsersCommand};
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use std::io::{BufRead, IsTerminal};
@@ -391,6 +391,57 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<ExitCode> {
             print(&client, &reply, || listing(USER_COLUMNS, &reply))
         }
     }
+}
+
+pub async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &args.limit.to_string());
+    let filters = [
+        ("action", &args.action),
+        ("actor_id", &args.actor_id),
+        ("target_id", &args.target_id),
+        ("since", &args.since),
+        ("until", &args.until),
+        ("cursor", &args.cursor),
+    ];
+    for (name, value) in filters {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    let path = format!("/v0/audit?{}", query.finish());
+    let reply = Client::from_args(&args.client)?.get(&path).await?;
+    print(&args.client, &reply, || {
+        let rows: Vec<Value> = reply["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|event| {
+                json!({
+                    "time": event["time"],
+                    "action": event["action"],
+                    "actor": format!("{} {}", output::cell(&event["actor"]["type"]), output::cell(&event["actor"]["id"])),
+                    "door": event["door"],
+                    "target": format!("{} {}", output::cell(&event["target"]["type"]), output::cell(&event["target"]["id"])),
+                    "changed": event["changes"].as_object().map(|c| c.keys().cloned().collect::<Vec<_>>().join(",")),
+                })
+            })
+            .collect();
+        let columns = [
+            ("TIME", "time"),
+            ("ACTION", "action"),
+            ("ACTOR", "actor"),
+            ("DOOR", "door"),
+            ("TARGET", "target"),
+            ("CHANGED", "changed"),
+        ];
+        let mut text = output::table(&columns, &rows);
+        if let Some(next) = reply["next_cursor"].as_str() {
+            text.push_str(&format!("\n(more: --cursor {next})"));
+        }
+        text
+    })
 }
 
 // ---- Output ----

@@ -43,6 +43,8 @@ enum Command {
     /// Create and list users (administrators).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Read the audit log, newest first: the tenant's (administrators) or your own.
+    Audit(AuditArgs),
     /// Load-test setup: store COUNT keys directly (one transaction per few thousand) and
     /// print the last one's secret. Hidden: it is for scripts/bench, not for operators.
     #[command(hide = true)]
@@ -183,6 +185,32 @@ enum KeysCommand {
     },
 }
 
+#[derive(clap::Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only this action, such as `key.revoked`.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only events made by this user or key (id).
+    #[arg(long)]
+    pub actor_id: Option<String>,
+    /// Only events about this key, user or space (id).
+    #[arg(long)]
+    pub target_id: Option<String>,
+    /// From this time on (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Where to continue: the cursor a previous page printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
 #[derive(Subcommand)]
 enum UsersCommand {
     /// Create a user.
@@ -248,6 +276,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Me(args) => me(args).await,
         Command::Keys(command) => keys(command).await,
         Command::Users(command) => users(command).await,
+        Command::Audit(args) => audit(args).await,
         Command::BenchLoad {
             serve,
             count,

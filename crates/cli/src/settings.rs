@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// How often batched last-used times are written.
     #[arg(long, env = "KEYWARD_USAGE_FLUSH_SECONDS")]
     pub usage_flush_seconds: Option<u64>,
+    /// Days the audit log keeps an event (default 365).
+    #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -63,6 +66,7 @@ struct FileSettings {
     session_ttl_seconds: Option<u64>,
     cache_capacity: Option<u64>,
     usage_flush_seconds: Option<u64>,
+    audit_retention_days: Option<u32>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -99,6 +103,10 @@ impl ServeArgs {
         }
         if let Some(seconds) = self.usage_flush_seconds.or(file.usage_flush_seconds) {
             config.usage_flush_interval = positive_seconds("usage flush interval", seconds)?;
+        }
+        if let Some(days) = self.audit_retention_days.or(file.audit_retention_days) {
+            anyhow::ensure!(days > 0, "the audit retention must be at least one day");
+            config.audit_retention_days = days;
         }
         Ok(config)
     }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use tempfile::TempDir;
 
 /// A fresh PostgreSQL database per test (shared with the server's tests).
-#[path = "../../server/tests/support/postgres.rs"]
+#[path = "../../server/tests/api/support/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
 
@@ -515,4 +515,48 @@ fn migrate_store_copies_a_sqlite_deployment_into_postgresql_keeping_every_key_va
         "--password",
         "new-password-1",
     ]);
+}
+
+/// The revoke's audit event is committed with the revoke: a node killed (SIGKILL) right
+/// after the revoke's answer has it after a restart, and `keyward audit` shows it.
+#[test]
+fn a_revoke_answered_before_kill_9_is_in_the_audit_log_after_restart() {
+    let data = TempDir::new().unwrap();
+    let mut node = serve_with_admin(data.path());
+    let me = User::new();
+    me.login(&node.url, EMAIL, PASSWORD);
+    let created = me.json(&["keys", "create", "--name", "doomed"]);
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["api_key"].as_str().unwrap().to_string();
+    assert!(me
+        .ok(&["keys", "revoke", &id])
+        .starts_with("revoked doomed"));
+    node.child.kill().expect("SIGKILL");
+    node.child.wait().unwrap();
+
+    let node = serve_with_admin(data.path());
+    me.login(&node.url, EMAIL, PASSWORD);
+    let page = me.json(&["audit", "--target-id", &id]);
+    let actions: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["key.revoked", "key.created"], "{page}");
+    let revoked = &page["events"][0];
+    assert_eq!(revoked["door"], "native");
+    assert_eq!(revoked["actor"]["type"], "user");
+    assert_eq!(revoked["target"]["id"], id.as_str());
+    assert!(revoked["changes"]["revoked_at"]["to"].is_string());
+    assert!(!page.to_string().contains(&secret), "no secret in the log");
+
+    let table = me.ok(&["audit", "--action", "key.revoked"]);
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(
+        table.contains("key.revoked") && table.contains(&id),
+        "{table}"
+    );
+    let refused = me.fails(&["audit", "--limit", "5000"], &[]);
+    assert!(refused.contains("limit"), "{refused}");
 }

@@ -1,6 +1,33 @@
 //! The core's one error type: what went wrong, independent of any wire format.
 
+use std::fmt;
 use thiserror::Error;
+
+/// A kind of record that can be looked for and not found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entity {
+    ApiKey,
+    User,
+    Space,
+    Tenant,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::ApiKey => "API key",
+            Entity::User => "user",
+            Entity::Space => "space",
+            Entity::Tenant => "tenant",
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a request was refused, in domain terms. Each front door maps these to its own
 /// status codes and bodies in one function.
@@ -14,7 +41,7 @@ pub enum CoreError {
     Forbidden(String),
     /// The thing asked for does not exist in the caller's tenant.
     #[error("{0} not found")]
-    NotFound(String),
+    NotFound(Entity),
     /// A name that must be unique is taken.
     #[error("An entity with this name already exists")]
     DuplicateName,

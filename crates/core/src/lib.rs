@@ -1,5 +1,6 @@
 //! Keyward's core: the domain with no I/O. Everything that decides lives here.
 
+pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod keyfmt;
@@ -13,7 +14,7 @@ pub mod secret;
 pub mod validate;
 pub mod verify;
 
-pub use error::{CoreError, CoreResult};
+pub use error::{CoreError, CoreResult, Entity};
 pub use ids::{KeyId, SpaceId, TenantId, UserId};
 pub use keyfmt::KeyShape;
 pub use model::{

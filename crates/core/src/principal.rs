@@ -11,7 +11,7 @@
 //! | `keyward.keys.verify` | verify keys presented to them                    |
 //! | `keyward.admin`       | with the admin role: act on the whole tenant     |
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, Entity};
 use crate::ids::{TenantId, UserId};
 use crate::model::{ApiKey, User};
 use crate::perm::{AccessLevel, Grants, Permission, ResourcePath};
@@ -78,10 +78,10 @@ impl Principal {
     /// invisible to members, so they get "not found" rather than a hint they exist.
     pub fn check_key_access(&self, key: &ApiKey, write: bool) -> CoreResult<()> {
         if key.tenant_id != self.tenant_id() {
-            return Err(CoreError::NotFound("API key".into()));
+            return Err(CoreError::NotFound(Entity::ApiKey));
         }
         if key.owner_id != self.user.id && !self.acts_as_admin() {
-            return Err(CoreError::NotFound("API key".into()));
+            return Err(CoreError::NotFound(Entity::ApiKey));
         }
         self.require(if write { &KEYS_WRITE } else { &KEYS_READ })
     }
@@ -89,7 +89,7 @@ impl Principal {
     /// May the principal create keys for `owner`? Members only for themselves.
     pub fn check_may_create_for(&self, owner: &User) -> CoreResult<()> {
         if owner.tenant_id != self.tenant_id() {
-            return Err(CoreError::NotFound("user".into()));
+            return Err(CoreError::NotFound(Entity::User));
         }
         if owner.id != self.user.id {
             self.require_admin()?;

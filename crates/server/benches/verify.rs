@@ -3,9 +3,10 @@
 //! project tracks (target: at most 3x); it is printed after the measurements.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use keyward_app::import::bench_key;
+use keyward_app::Verifier;
 use keyward_core::{KeyHasher, SecretHash, ServerSecret, User};
-use keyward_server::bulk::bench_key;
-use keyward_server::verifier::Verifier;
+use keyward_store::testing::UnauditedWrites;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;

@@ -9,13 +9,15 @@
 
 use crate::connection;
 use crate::error::{ApiError, Failure};
-use crate::jwt::looks_like_jwt;
-use crate::service::{principal_from_verdict, Credential, Keyward};
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
+use keyward_app::auth::principal_from_verdict;
+use keyward_app::sessions::looks_like_jwt;
+use keyward_app::{Caller, Credential, Keyward, Origin};
+use keyward_core::Door;
 use keyward_core::Principal;
 use std::borrow::Cow;
 
@@ -145,11 +147,13 @@ pub fn parse_authorization(text: &str) -> Result<Credential<'_>, Failure> {
 pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Principal>, Failure> {
     let authorization = headers.get(AUTHORIZATION);
     if let Some(verdict) =
-        authorization.and_then(|h| connection::recall(&app.verifier, h.as_bytes()))
+        authorization.and_then(|h| connection::recall(app.verifier(), h.as_bytes()))
     {
-        return principal_from_verdict(&verdict).map(Some);
+        return principal_from_verdict(&verdict)
+            .map(Some)
+            .map_err(Into::into);
     }
-    let generation = app.verifier.generation();
+    let generation = app.verifier().generation();
     let Some(credential) = credential_from_headers(headers)? else {
         return Ok(None);
     };
@@ -157,17 +161,39 @@ pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Princip
     let remembered_as = authorization.and_then(|h| h.to_str().ok());
     match (credential, remembered_as) {
         (Credential::Key(key), Some(header)) => {
-            let verdict = app.verifier.verify(&key, None, None).await?;
-            connection::remember(&app.verifier, header, &verdict, generation);
-            principal_from_verdict(&verdict).map(Some)
+            let verdict = app.verify_credential(&key).await?;
+            connection::remember(app.verifier(), header, &verdict, generation);
+            principal_from_verdict(&verdict)
+                .map(Some)
+                .map_err(Into::into)
         }
         // Sessions, query keys and pairs: boxed, so that the hot path's future stays small.
-        (credential, _) => Box::pin(app.authenticate(credential)).await.map(Some),
+        (credential, _) => Box::pin(app.authenticate(credential))
+            .await
+            .map(Some)
+            .map_err(Into::into),
+    }
+}
+
+/// The request's caller through `door`, from where the connection says it came.
+pub fn through(door: Door, principal: keyward_core::Principal) -> Caller {
+    Caller {
+        principal,
+        door,
+        remote_ip: connection::peer_ip(),
+    }
+}
+
+/// An unauthenticated request (a login) through `door`.
+pub fn origin(door: Door) -> Origin {
+    Origin {
+        door,
+        remote_ip: connection::peer_ip(),
     }
 }
 
 /// An authenticated caller of the native API.
-pub struct Auth(pub Principal);
+pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -181,7 +207,7 @@ impl FromRequestParts<AppState> for Auth {
                 "authentication required: send Authorization: Bearer <token or API key>".into(),
             )
         })?;
-        Ok(Auth(principal))
+        Ok(Auth(through(Door::Native, principal)))
     }
 }
 

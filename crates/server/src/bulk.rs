@@ -4,46 +4,12 @@
 use crate::config::ServeConfig;
 use crate::server::{bootstrap, load_or_create_secret, DEFAULT_ADMIN_EMAIL};
 use anyhow::Context;
-use keyward_core::{ApiKey, Door, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Secret, User};
-use time::OffsetDateTime;
+use keyward_app::import::{bench_key, import_keys};
+use keyward_core::{ApiKey, KeyHasher, KeySecret, Secret};
 
 /// Rows per transaction: large enough that commits are not the bottleneck, small
 /// enough to keep each transaction's memory modest.
 const BATCH: usize = 5_000;
-
-/// A native key of `owner` named `name`, with its secret and the hash to store.
-pub fn bench_key(hasher: &KeyHasher, owner: &User, name: String) -> (ApiKey, KeySecret, Secret) {
-    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp())
-        .expect("a whole second is a valid time");
-    let secret = KeyShape::Native.generate();
-    let key = ApiKey {
-        id: KeyId::generate(),
-        tenant_id: owner.tenant_id,
-        owner_id: owner.id,
-        seq: 0,
-        name,
-        door: Door::Native,
-        shape: KeyShape::Native,
-        start: KeyShape::Native.visible_start(secret.expose()),
-        public_id: None,
-        // What a member holds by default, so the key may also verify other keys.
-        grants: keyward_core::principal::default_member_grants(),
-        metadata: Metadata::new(),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        revoked_at: None,
-        last_used_at: None,
-        use_count: 0,
-    };
-    let stored = KeySecret {
-        hash: hasher.hash(secret.expose()),
-        key_id: key.id,
-        expires_at: None,
-    };
-    (key, stored, secret)
-}
 
 /// Adds `count` keys owned by the first administrator (named `{prefix}-{i}`) and returns
 /// the secrets of the last `keep` of them, the keys a load test presents.
@@ -75,7 +41,9 @@ pub async fn load_keys(
             .into_iter()
             .map(|(k, s, secret)| ((k, s), secret))
             .unzip();
-        store.create_keys(&rows).await?;
+        import_keys(&store, &owner, &rows)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         kept.extend(secrets);
         kept.drain(..kept.len().saturating_sub(keep));
         done += size;

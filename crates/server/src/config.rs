@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub cache_capacity: u64,
     /// How often batched last-used times and counters are written.
     pub usage_flush_interval: Duration,
+    /// How long audit events are kept; older ones are deleted in the background.
+    pub audit_retention_days: u32,
 }
 
 impl ServeConfig {
@@ -44,6 +46,7 @@ impl ServeConfig {
             session_ttl: Duration::from_secs(3600),
             cache_capacity: 100_000,
             usage_flush_interval: Duration::from_secs(5),
+            audit_retention_days: 365,
         }
     }
 

@@ -16,17 +16,33 @@
 //! (HTTP/2 streams run on tasks of their own; tests that call the router directly)
 //! simply verify as usual.
 
-use crate::verifier::{Recall, Verdict, Verifier};
+use keyward_app::verifier::{Recall, Verdict, Verifier};
 use std::cell::RefCell;
 use std::future::Future;
+use std::net::IpAddr;
 
 tokio::task_local! {
     static REMEMBERED: RefCell<Option<Recall>>;
+    /// The address of the connection's peer, for the audit log.
+    static PEER: Option<IpAddr>;
 }
 
 /// Runs one connection's future with a memory of its own.
 pub fn scope<F: Future>(connection: F) -> impl Future<Output = F::Output> {
     REMEMBERED.scope(RefCell::new(None), connection)
+}
+
+/// Runs one connection's future knowing its peer's address.
+pub fn scope_with_peer<F: Future>(
+    peer: Option<IpAddr>,
+    connection: F,
+) -> impl Future<Output = F::Output> {
+    PEER.scope(peer, scope(connection))
+}
+
+/// The address of the connection the current request came on, if known.
+pub fn peer_ip() -> Option<IpAddr> {
+    PEER.try_with(|peer| *peer).ok().flatten()
 }
 
 /// The verdict for `credential` (an `Authorization` header's bytes) from this
@@ -61,12 +77,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("k.db").display());
         let store = keyward_store::open(&url).await.unwrap();
-        let (_, owner) = crate::create_tenant(&store, "t", "a@t.test", "password-1")
+        let (_, owner) = keyward_app::create_tenant(&store, "t", "a@t.test", "password-1")
             .await
             .unwrap();
         let hasher = KeyHasher::new(&ServerSecret::generate());
-        let (key, stored, secret) = crate::bulk::bench_key(&hasher, &owner, "k".into());
-        store.create_key(&key, &stored).await.unwrap();
+        let (key, stored, secret) = keyward_app::import::bench_key(&hasher, &owner, "k".into());
+        keyward_store::testing::UnauditedWrites::create_key(&*store, &key, &stored)
+            .await
+            .unwrap();
         let verifier = std::sync::Arc::new(Verifier::new(hasher, store, 10));
         let header = format!("Bearer {}", secret.expose());
 

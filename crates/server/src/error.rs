@@ -3,11 +3,12 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keyward_app::{AppError, Entity, Field};
 use keyward_core::CoreError;
-use keyward_store::StoreError;
 use serde_json::{json, Value};
 
-/// A failure in domain terms, before any door renders it.
+/// A failure, before a door renders it: one of the request itself (what only HTTP can
+/// get wrong), or the application layer's [`AppError`], variant for variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
     /// The body is not JSON or has wrong types; the text is the parser's reason.
@@ -16,8 +17,10 @@ pub enum Failure {
     BadRequest(String),
     Unauthorized(String),
     Forbidden(String),
-    NotFound(String),
-    DuplicateName,
+    NotFound(Entity),
+    /// A route, or a vendor's thing Keyward does not keep (a pin): the text names it.
+    NoSuch(String),
+    Conflict(Field),
     PayloadTooLarge,
     Validation {
         field: String,
@@ -37,8 +40,10 @@ impl Failure {
             Failure::InvalidJson(_) | Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
             Failure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Failure::Forbidden(_) => StatusCode::FORBIDDEN,
-            Failure::NotFound(_) => StatusCode::NOT_FOUND,
-            Failure::DuplicateName => StatusCode::CONFLICT,
+            Failure::NotFound(_) | Failure::NoSuch(_) => StatusCode::NOT_FOUND,
+            Failure::Conflict(Field::KeyName) => StatusCode::CONFLICT,
+            // Kept as the native door answered a taken email or username before.
+            Failure::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -55,7 +60,9 @@ impl Failure {
             | Failure::Forbidden(m)
             | Failure::NotImplemented(m) => m.clone(),
             Failure::NotFound(what) => format!("{what} not found"),
-            Failure::DuplicateName => "An entity with this name already exists".into(),
+            Failure::NoSuch(what) => format!("{what} not found"),
+            Failure::Conflict(Field::KeyName) => "An entity with this name already exists".into(),
+            Failure::Conflict(field) => format!("{} is already taken", field.as_str()),
             Failure::PayloadTooLarge => "The request body is too large".into(),
             Failure::Validation { message, .. } => message.clone(),
             Failure::Unavailable(_) => "The store is unavailable; try again".into(),
@@ -69,8 +76,9 @@ impl Failure {
             Failure::BadRequest(_) => "BadRequest",
             Failure::Unauthorized(_) => "Unauthorized",
             Failure::Forbidden(_) => "Forbidden",
-            Failure::NotFound(_) => "NotFound",
-            Failure::DuplicateName => "DuplicateName",
+            Failure::NotFound(_) | Failure::NoSuch(_) => "NotFound",
+            Failure::Conflict(Field::KeyName) => "DuplicateName",
+            Failure::Conflict(_) => "ValidationError",
             Failure::PayloadTooLarge => "PayloadTooLarge",
             Failure::Validation { .. } => "ValidationError",
             Failure::NotImplemented(_) => "NotImplemented",
@@ -82,6 +90,9 @@ impl Failure {
     fn native_details(&self) -> Value {
         match self {
             Failure::Validation { field, .. } => json!({ "field": field }),
+            Failure::Conflict(field) if *field != Field::KeyName => {
+                json!({ "field": field.as_str() })
+            }
             _ => Value::Null,
         }
     }
@@ -96,30 +107,28 @@ impl Failure {
     }
 }
 
-impl From<CoreError> for Failure {
-    fn from(err: CoreError) -> Self {
+impl From<AppError> for Failure {
+    fn from(err: AppError) -> Self {
         match err {
-            CoreError::Invalid { field, message } => Failure::Validation { field, message },
-            CoreError::Forbidden(m) => Failure::Forbidden(m),
-            CoreError::NotFound(what) => Failure::NotFound(what),
-            CoreError::DuplicateName => Failure::DuplicateName,
-            CoreError::Unauthenticated(m) => Failure::Unauthorized(m),
+            AppError::Unauthenticated(m) => Failure::Unauthorized(m),
+            AppError::Forbidden(m) => Failure::Forbidden(m),
+            AppError::NotFound(entity) => Failure::NotFound(entity),
+            AppError::Conflict(field) => Failure::Conflict(field),
+            AppError::Invalid { field, reason } => Failure::Validation {
+                field,
+                message: reason,
+            },
+            AppError::Unavailable(m) => Failure::Unavailable(m),
+            AppError::Internal(m) => Failure::Internal(m),
         }
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Conflict("key name") => Failure::DuplicateName,
-            StoreError::Conflict(what) => Failure::Validation {
-                field: what.to_string(),
-                message: format!("{what} is already taken"),
-            },
-            StoreError::NotFound => Failure::NotFound("record".into()),
-            StoreError::Unavailable(m) => Failure::Unavailable(m),
-            StoreError::Corrupt(m) => Failure::Internal(m),
-        }
+/// The core's refusals (of a permission string a door parses, say) are the
+/// application's.
+impl From<CoreError> for Failure {
+    fn from(err: CoreError) -> Self {
+        AppError::from(err).into()
     }
 }
 

@@ -1,24 +1,22 @@
-//! Keyward's HTTP layer: the native API, one module per vendor dialect, and the server
-//! that runs them over the core and the store.
+//! Keyward's HTTP layer: the native API and one module per vendor dialect (the doors),
+//! which parse requests into calls on the application layer (`keyward-app`) and render
+//! its answers, and the server that runs them.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod bulk;
-pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod dialects;
 pub mod error;
-pub mod jwt;
 pub mod native;
 pub mod server;
-pub mod service;
-pub mod verifier;
 pub mod views;
 
 pub use config::ServeConfig;
+pub use keyward_app::Keyward;
 pub use server::{create_tenant, serve, start, RunningServer};
-pub use service::Keyward;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -31,6 +29,7 @@ pub type AppState = Arc<Keyward>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(native::routes())
+        .merge(audit::routes())
         .merge(dialects::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -59,7 +58,7 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 }
 
 async fn not_found() -> error::ApiError {
-    error::ApiError(error::Failure::NotFound("route".into()))
+    error::ApiError(error::Failure::NoSuch("route".into()))
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

@@ -1,9 +1,8 @@
 //! The native door: `/v0/...` and the health endpoints.
 
-use crate::auth::Auth;
+use crate::auth::{origin, Auth};
 use crate::body::JsonBody;
 use crate::error::{ApiResult, Failure};
-use crate::service::{KeyPatch, NewKey, NewUser, UserPatch};
 use crate::views::{KeyView, PageView, UserView};
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
@@ -12,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use keyward_app::{KeyPatch, NewKey, NewUser, UserPatch};
 use keyward_core::{validate, ApiKey, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
 use keyward_store::KeyFilter;
 use serde::de::DeserializeOwned;
@@ -43,7 +43,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    match app.store.ping().await {
+    match app.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(err) => {
             tracing::warn!(%err, "store not ready");
@@ -133,11 +133,13 @@ async fn login(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<Value>> {
-    let (user, token, expires_at) = app.login(&req.email, &req.password).await?;
+    let session = app
+        .login(origin(Door::Native), &req.email, &req.password)
+        .await?;
     Ok(Json(json!({
-        "token": token,
-        "expires_at": rfc3339(expires_at),
-        "user": UserView::of(&user),
+        "token": session.token,
+        "expires_at": rfc3339(session.expires_at),
+        "user": UserView::of(&session.user),
     })))
 }
 

@@ -2,25 +2,20 @@
 //! tenant, the listener, the usage flusher and graceful shutdown.
 
 use crate::config::ServeConfig;
-use crate::jwt::Sessions;
-use crate::service::Keyward;
-use crate::verifier::Verifier;
-use anyhow::{bail, Context};
-use keyward_core::{
-    password, principal, validate, KeyHasher, Role, ServerSecret, Space, SpaceId, Tenant, TenantId,
-    User, UserId,
-};
+use anyhow::Context;
+use keyward_app::sessions::Sessions;
+use keyward_app::{Keyward, SystemClock, Verifier};
+use keyward_core::{KeyHasher, ServerSecret, Tenant, User};
 use keyward_store::DynStore;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@keyward.local";
 pub const DEFAULT_TENANT: &str = "default";
-pub const DEFAULT_SPACE: &str = "Default";
+pub use keyward_app::DEFAULT_SPACE;
 
 /// A node that is up and serving.
 pub struct RunningServer {
@@ -54,13 +49,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
-    let verifier = Verifier::new(
+    let clock = Arc::new(SystemClock);
+    let verifier = Verifier::with_clock(
         KeyHasher::new(&secret),
         store.clone(),
         config.cache_capacity,
+        clock.clone(),
     );
     let sessions = Sessions::new(&secret, config.session_ttl);
-    let app = Arc::new(Keyward::new(store, verifier, sessions));
+    let app = Arc::new(Keyward::new(store, Arc::new(verifier), sessions, clock));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -68,16 +65,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let (stop, stopped) = watch::channel(false);
     let flusher = spawn_usage_flusher(app.clone(), config.usage_flush_interval, stopped.clone());
     let follower = spawn_change_follower(app.clone(), stopped.clone()).await?;
+    let pruner = spawn_audit_pruner(app.clone(), config.audit_retention_days, stopped.clone());
     let router = crate::router(app.clone());
     let serving_app = app.clone();
     let task = tokio::spawn(async move {
         serve_connections(listener, router, stopped).await;
         flusher.await.ok();
         follower.await.ok();
-        if let Err(err) = serving_app.verifier.flush_usage().await {
-            tracing::warn!(%err, "could not flush usage counters at shutdown");
-        }
-        serving_app.store.close().await;
+        pruner.await.ok();
+        serving_app.close().await;
         Ok(())
     });
     tracing::info!(%addr, "listening");
@@ -114,7 +110,7 @@ async fn serve_connections(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     refused_connection(err).await;
                     continue;
@@ -123,12 +119,16 @@ async fn serve_connections(
             _ = until_stopped(&mut stopped) => break,
         };
         let service = TowerToHyperService::new(router.clone());
+        let (stream, peer) = stream;
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(crate::connection::scope(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "a connection ended with an error");
-            }
-        }));
+        tokio::spawn(crate::connection::scope_with_peer(
+            Some(peer.ip()),
+            async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%err, "a connection ended with an error");
+                }
+            },
+        ));
     }
     drop(listener);
     graceful.shutdown().await;
@@ -164,15 +164,15 @@ async fn spawn_change_follower(
     app: Arc<Keyward>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mut feed = app.store.subscribe_changes().await?;
+    let mut feed = app.subscribe_changes().await?;
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
                 event = feed.recv() => match event {
-                    Some(event) => app.verifier.apply(event),
+                    Some(event) => app.apply_change(event),
                     None => {
                         tracing::error!("the change feed ended; caching stops on this node");
-                        app.verifier.apply(keyward_store::ChangeEvent::Lost);
+                        app.apply_change(keyward_store::ChangeEvent::Lost);
                         return;
                     }
                 },
@@ -193,10 +193,33 @@ fn spawn_usage_flusher(
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(err) = app.verifier.flush_usage().await {
+                    if let Err(err) = app.flush_usage().await {
                         tracing::warn!(%err, "could not flush usage counters; will retry");
                     }
                 }
+                _ = stopped.changed() => return,
+            }
+        }
+    })
+}
+
+/// Deletes audit events past their retention, once at start and then hourly. Every
+/// node does it; deleting what another node already deleted is harmless.
+fn spawn_audit_pruner(
+    app: Arc<Keyward>,
+    days: u32,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => match app.prune_audit(days).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, days, "audit events past retention deleted"),
+                    Err(err) => tracing::warn!(%err, "could not prune the audit log; will retry"),
+                },
                 _ = stopped.changed() => return,
             }
         }
@@ -285,43 +308,9 @@ pub async fn create_tenant(
     admin_email: &str,
     admin_password: &str,
 ) -> anyhow::Result<(Tenant, User)> {
-    let name = validate::name("tenant", name)?;
-    let email = validate::email(admin_email)?;
-    if let Err(err) = validate::password(admin_password) {
-        bail!("administrator password: {err}");
-    }
-    let now = OffsetDateTime::now_utc();
-    let tenant = Tenant {
-        id: TenantId::generate(),
-        name,
-        created_at: now,
-    };
-    let space = Space {
-        id: SpaceId::generate(),
-        tenant_id: tenant.id,
-        seq: 0,
-        name: DEFAULT_SPACE.to_string(),
-        created_at: now,
-    };
-    let password = admin_password.to_string();
-    let password_hash =
-        tokio::task::spawn_blocking(move || password::hash_password(&password)).await?;
-    let admin = User {
-        id: UserId::generate(),
-        tenant_id: tenant.id,
-        seq: 0,
-        username: "root".to_string(),
-        display_name: "Administrator".to_string(),
-        email,
-        password_hash,
-        role: Role::Admin,
-        active: true,
-        grants: principal::default_member_grants(),
-        created_at: now,
-        updated_at: now,
-    };
-    store.create_tenant(&tenant, &space, &admin).await?;
-    Ok((tenant, admin))
+    keyward_app::create_tenant(store, name, admin_email, admin_password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn wait_for_signal() {

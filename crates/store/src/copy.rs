@@ -12,6 +12,7 @@ use uuid::Uuid;
 #[derive(Clone, Copy)]
 enum Kind {
     Uuid,
+    OptUuid,
     Text,
     OptText,
     Int,
@@ -92,14 +93,34 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
         ],
     ),
+    (
+        "audit_events",
+        &[
+            ("seq", Int),
+            ("id", Uuid),
+            ("at", Int),
+            ("tenant_id", OptUuid),
+            ("actor_type", Text),
+            ("actor_id", OptUuid),
+            ("actor_user_id", OptUuid),
+            ("door", OptText),
+            ("remote_ip", OptText),
+            ("action", Text),
+            ("target_type", Text),
+            ("target_id", OptUuid),
+            ("target_owner_id", OptUuid),
+            ("changes", Text),
+            ("details", Text),
+        ],
+    ),
 ];
 
 /// Tables whose `seq` PostgreSQL numbers: after the copy, new rows continue after the
 /// copied ones.
-const SEQUENCED: &[&str] = &["spaces", "users", "api_keys"];
+const SEQUENCED: &[&str] = &["spaces", "users", "api_keys", "audit_events"];
 
 enum Value {
-    Uuid(Uuid),
+    Uuid(Option<Uuid>),
     Text(Option<String>),
     Int(Option<i64>),
     Bool(bool),
@@ -120,7 +141,7 @@ pub async fn copy_sqlite_to_postgres(
         .await
         .map_err(read_error)?;
     if tenants > 0 {
-        return Err(StoreError::Conflict("a tenant in the target database"));
+        return Err(StoreError::Conflict(crate::Constraint::TenantName));
     }
     let mut tx = to.pool.begin().await.map_err(read_error)?;
     let mut counts = Vec::new();
@@ -182,7 +203,7 @@ async fn read_table(
                 .iter()
                 .map(|(name, kind)| {
                     Ok(match kind {
-                        Uuid => Value::Uuid(row.try_get(*name).map_err(read_error)?),
+                        Uuid | OptUuid => Value::Uuid(row.try_get(*name).map_err(read_error)?),
                         Text | OptText => Value::Text(row.try_get(*name).map_err(read_error)?),
                         Int | OptInt => Value::Int(row.try_get(*name).map_err(read_error)?),
                         Bool => Value::Bool(row.try_get(*name).map_err(read_error)?),

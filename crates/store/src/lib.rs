@@ -1,12 +1,13 @@
-//! Keyward's persistence: one trait, two implementations (SQLite, the embedded default,
-//! and PostgreSQL, for several nodes). Both are generated from one body of SQL in
-//! [`sql`], so they cannot drift apart, and the same test suite runs against both.
+//! Keyward's persistence: traits split by capability ([`traits`]), two implementations
+//! (SQLite, the embedded default, and PostgreSQL, for several nodes) compiled from one
+//! body of SQL (`src/queries/`), so they cannot drift apart, and one test suite run
+//! against both.
+//!
+//! Reads go through the capability traits; every change of state goes through one
+//! call, [`WriteStore::commit`], which commits the change and its audit events in one
+//! transaction ([`write`]).
 
-use async_trait::async_trait;
-use keyward_core::{
-    ApiKey, Door, KeyId, KeySecret, Page, Paged, ResourceKind, SecretHash, Space, SpaceId, Tenant,
-    TenantId, User, UserId,
-};
+use keyward_core::{ApiKey, Door, KeyId, SecretHash, User, UserId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -14,19 +15,46 @@ mod copy;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod testing;
+pub mod traits;
+pub mod write;
 
 pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use traits::{AuditStore, KeyStore, Store, TenantStore, UsageStore, UserStore, WriteStore};
+pub use write::{Committed, Mutation};
+
+/// A uniqueness rule of the schema, identified by the name of the constraint (or, on
+/// SQLite, which names none, by its columns) that the database reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Constraint {
+    TenantName,
+    SpaceName,
+    Email,
+    Username,
+    /// A live key's name, per owner (native and W3IPFS keys).
+    KeyName,
+    /// A live Macrometa keyid, per tenant.
+    MacrometaKeyid,
+    /// A key pair's public half.
+    PublicId,
+    /// A secret's hash (two keys can only share one by a bug or a broken generator).
+    SecretHash,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule was broken; the string names the rule (`"key name"`, `"email"`).
-    #[error("{0} already exists")]
-    Conflict(&'static str),
+    /// A uniqueness rule was broken.
+    #[error("{0:?} already exists")]
+    Conflict(Constraint),
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
+    /// The record changed since it was read (its `updated_at` moved): read it again and
+    /// redo the change.
+    #[error("changed since it was read")]
+    Stale,
     /// The database could not be reached or refused the statement.
     #[error("storage error: {0}")]
     Unavailable(String),
@@ -109,100 +137,6 @@ pub struct KeyUsage {
     pub key_id: KeyId,
     pub last_used_at: OffsetDateTime,
     pub uses: i64,
-}
-
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Whether the database answers (for `/readyz`).
-    async fn ping(&self) -> StoreResult<()>;
-    /// Waits for in-flight statements and closes the connections.
-    async fn close(&self);
-
-    // Tenants and spaces.
-    /// Creates a tenant with its first space and first administrator, all or nothing.
-    async fn create_tenant(&self, tenant: &Tenant, space: &Space, admin: &User) -> StoreResult<()>;
-    async fn tenant_count(&self) -> StoreResult<u64>;
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
-    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
-    async fn list_spaces(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<Space>>;
-    async fn space_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<Space>>;
-    async fn space_by_name(&self, tenant: TenantId, name: &str) -> StoreResult<Option<Space>>;
-    /// Inserts a space and returns it with its `seq`; `Conflict("space name")` when the
-    /// tenant already has one by that name.
-    async fn create_space(&self, space: &Space) -> StoreResult<Space>;
-    /// Records that a resource of this kind and name exists in a space. Recording it
-    /// again is harmless.
-    async fn register_resource(
-        &self,
-        space: SpaceId,
-        kind: ResourceKind,
-        name: &str,
-    ) -> StoreResult<()>;
-    /// The names of a space's resources of one kind, sorted.
-    async fn list_resources(&self, space: SpaceId, kind: ResourceKind) -> StoreResult<Vec<String>>;
-
-    // Users.
-    /// Inserts a user and returns it with its assigned `seq`.
-    async fn create_user(&self, user: &User) -> StoreResult<User>;
-    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>>;
-    /// Emails are unique across tenants, so an email alone finds its tenant at login.
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
-    async fn user_by_username(&self, tenant: TenantId, username: &str)
-        -> StoreResult<Option<User>>;
-    async fn user_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<User>>;
-    async fn list_users(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<User>>;
-    async fn update_user(&self, user: &User) -> StoreResult<()>;
-
-    // Keys.
-    /// Inserts a key with its first secret, durably, and returns it with its `seq`.
-    async fn create_key(&self, key: &ApiKey, secret: &KeySecret) -> StoreResult<ApiKey>;
-    /// Inserts many keys with their first secrets in one transaction: all or none. For
-    /// bulk imports and load tests, where a commit per key would be the bottleneck.
-    async fn create_keys(&self, keys: &[(ApiKey, KeySecret)]) -> StoreResult<()>;
-    async fn key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<ApiKey>>;
-    /// The unrevoked key with this name, of one owner or (with `None`) of the tenant.
-    async fn key_by_name(
-        &self,
-        tenant: TenantId,
-        owner: Option<UserId>,
-        name: &str,
-    ) -> StoreResult<Option<ApiKey>>;
-    async fn key_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<ApiKey>>;
-    /// The unrevoked key with this name made through one door, of any owner in the
-    /// tenant (Macrometa's keyids are unique per tenant).
-    async fn key_by_door_name(
-        &self,
-        tenant: TenantId,
-        door: Door,
-        name: &str,
-    ) -> StoreResult<Option<ApiKey>>;
-    async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>>;
-    /// Newest first.
-    async fn list_keys(
-        &self,
-        tenant: TenantId,
-        filter: KeyFilter,
-        page: Page,
-    ) -> StoreResult<Paged<ApiKey>>;
-    /// Saves a key's mutable fields (name, grants, metadata, state, expiry).
-    async fn update_key(&self, key: &ApiKey) -> StoreResult<()>;
-    /// Saves `key` (its new visible start), adds `secret`, makes every older secret
-    /// stop working at `old_until` (dropping those already past), all or nothing.
-    async fn rotate_key(
-        &self,
-        key: &ApiKey,
-        secret: &KeySecret,
-        old_until: OffsetDateTime,
-    ) -> StoreResult<()>;
-    /// The hot path's one read, on a cache miss.
-    async fn lookup_secret(&self, hash: &SecretHash) -> StoreResult<Option<SecretMatch>>;
-    /// Adds batched usage to the keys' counters and last-used times.
-    async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
-
-    // Coherence between nodes.
-    /// Follows the changes every node announces (`update_key`, `rotate_key` and
-    /// `update_user` announce theirs). Fails when the feed cannot be set up at all.
-    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -55,14 +55,16 @@ impl PostgresStore {
     async fn commit_announcing(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-        change: Change,
+        change: Option<Change>,
     ) -> StoreResult<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(change.to_payload())
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::sql::read_error)?;
+        if let Some(change) = change {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(change.to_payload())
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::sql::read_error)?;
+        }
         tx.commit().await.map_err(crate::sql::read_error)
     }
 
@@ -186,4 +188,31 @@ async fn reconnect(
     }
 }
 
-crate::sql::impl_store!(PostgresStore, sqlx::Postgres);
+/// The SQL of `src/queries/`, compiled for this database.
+type Db = sqlx::Postgres;
+type Backend = PostgresStore;
+// The same files are compiled once more by the other store, for its database: one body
+// of SQL, two stores.
+#[allow(clippy::duplicate_mod)]
+#[path = "queries/mod.rs"]
+mod queries;
+
+#[async_trait::async_trait]
+impl crate::Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(crate::sql::read_error)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
+    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed> {
+        self.follow_changes().await
+    }
+}

@@ -57,11 +57,13 @@ impl SqliteStore {
     async fn commit_announcing(
         &self,
         tx: sqlx::Transaction<'_, sqlx::Sqlite>,
-        change: Change,
+        change: Option<Change>,
     ) -> StoreResult<()> {
         tx.commit().await.map_err(crate::sql::read_error)?;
         // No follower is not an error: a node without a verifier (the CLI) still writes.
-        let _ = self.changes.send(change);
+        if let Some(change) = change {
+            let _ = self.changes.send(change);
+        }
         Ok(())
     }
 
@@ -90,4 +92,31 @@ impl SqliteStore {
     }
 }
 
-crate::sql::impl_store!(SqliteStore, sqlx::Sqlite);
+/// The SQL of `src/queries/`, compiled for this database.
+type Db = sqlx::Sqlite;
+type Backend = SqliteStore;
+// The same files are compiled once more by the other store, for its database: one body
+// of SQL, two stores.
+#[allow(clippy::duplicate_mod)]
+#[path = "queries/mod.rs"]
+mod queries;
+
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(crate::sql::read_error)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
+    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed> {
+        self.follow_changes().await
+    }
+}

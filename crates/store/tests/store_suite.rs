@@ -13,9 +13,10 @@ use keyward_core::{
     ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, ResourceKind,
     Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
+use keyward_store::testing::UnauditedWrites;
 use keyward_store::{
-    Change, ChangeEvent, ChangeFeed, DynStore, KeyFilter, KeyUsage, PostgresStore, SqliteStore,
-    StoreError, StoreResult,
+    Change, ChangeEvent, ChangeFeed, Constraint, DynStore, KeyFilter, KeyUsage, PostgresStore,
+    SqliteStore, StoreError, StoreResult,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -372,7 +373,7 @@ fn names(keys: &[ApiKey]) -> Vec<&str> {
 }
 
 #[track_caller]
-fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, rule: &str) {
+fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, rule: Constraint) {
     match result {
         Err(StoreError::Conflict(got)) if got == rule => {}
         other => panic!("expected Conflict({rule:?}), got {other:?}"),
@@ -466,7 +467,7 @@ async fn tenant_creation_is_all_or_nothing(store: DynStore) {
         store
             .create_tenant(&second.tenant, &second.space, &second.admin)
             .await,
-        "email",
+        Constraint::Email,
     );
     assert_eq!(store.tenant_count().await.unwrap(), 1);
     assert_eq!(store.tenant(second.tenant.id).await.unwrap(), None);
@@ -514,7 +515,7 @@ async fn tenant_names_are_unique(store: DynStore) {
         store
             .create_tenant(&again.tenant, &again.space, &again.admin)
             .await,
-        "tenant name",
+        Constraint::TenantName,
     );
     assert_eq!(store.tenant_count().await.unwrap(), 1);
     assert_eq!(
@@ -562,13 +563,13 @@ async fn emails_are_unique_across_tenants(store: DynStore) {
         store
             .create_user(&new_user(acme.id, "jo@example.com", "jo2"))
             .await,
-        "email",
+        Constraint::Email,
     );
     assert_conflict(
         store
             .create_user(&new_user(globex.id, "jo@example.com", "jo"))
             .await,
-        "email",
+        Constraint::Email,
     );
     let listed = store
         .list_users(globex.id, Page::new(0, 100))
@@ -589,7 +590,7 @@ async fn usernames_are_unique_per_tenant(store: DynStore) {
         store
             .create_user(&new_user(acme.id, "jo2@acme.example", "jo"))
             .await,
-        "username",
+        Constraint::Username,
     );
     // Another tenant may have its own "jo".
     let other = store
@@ -737,7 +738,7 @@ async fn update_user_refuses_unknown_and_conflicts(store: DynStore) {
                 ..jo.clone()
             })
             .await,
-        "email",
+        Constraint::Email,
     );
     assert_conflict(
         store
@@ -746,7 +747,7 @@ async fn update_user_refuses_unknown_and_conflicts(store: DynStore) {
                 ..jo.clone()
             })
             .await,
-        "username",
+        Constraint::Username,
     );
     assert_eq!(store.user(acme.id, jo.id).await.unwrap(), Some(jo));
 }
@@ -876,7 +877,10 @@ async fn key_names_are_unique_per_owner_among_live_keys(store: DynStore) {
     let (first, _) = key(&store, &jo, "ci").await;
 
     let dup = new_key(&jo, "ci", Door::Native, KeyShape::Octopus);
-    assert_conflict(store.create_key(&dup.key, &dup.stored).await, "key name");
+    assert_conflict(
+        store.create_key(&dup.key, &dup.stored).await,
+        Constraint::KeyName,
+    );
     // The refused key left nothing behind, not even its secret.
     assert_eq!(store.key(acme.id, dup.key.id).await.unwrap(), None);
     assert!(store
@@ -935,7 +939,10 @@ async fn octopus_door_keys_may_share_a_name(store: DynStore) {
     // A native key may take the name beside them, but a second native one may not.
     key(&store, &jo, "ci").await;
     let dup = new_key(&jo, "ci", Door::Native, KeyShape::Native);
-    assert_conflict(store.create_key(&dup.key, &dup.stored).await, "key name");
+    assert_conflict(
+        store.create_key(&dup.key, &dup.stored).await,
+        Constraint::KeyName,
+    );
     let all = store
         .list_keys(
             acme.id,
@@ -1244,7 +1251,7 @@ async fn update_key_refuses_unknown_keys_and_taken_names(store: DynStore) {
                 ..b.clone()
             })
             .await,
-        "key name",
+        Constraint::KeyName,
     );
     assert_eq!(read_key(&store, &a).await, a);
     assert_eq!(read_key(&store, &b).await, b);
@@ -1259,7 +1266,7 @@ async fn update_key_refuses_unknown_keys_and_taken_names(store: DynStore) {
                 ..revoked.clone()
             })
             .await,
-        "key name",
+        Constraint::KeyName,
     );
     assert_eq!(read_key(&store, &a).await, revoked);
     assert_eq!(read_key(&store, &a2).await, a2);
@@ -1897,7 +1904,7 @@ async fn spaces_are_created_and_found_by_name(store: DynStore) {
     assert!(store.space_by_name(t.id, "nope").await.unwrap().is_none());
     assert_conflict(
         store.create_space(&new_space(t.id, "_system")).await,
-        "space name",
+        Constraint::SpaceName,
     );
     store
         .create_space(&new_space(other.id, "_system"))
@@ -1950,7 +1957,7 @@ async fn macrometa_keyids_are_unique_per_tenant_among_live_keys(store: DynStore)
     let clash = new_key(&member, "id1", Door::Macrometa, KeyShape::Native);
     assert_conflict(
         store.create_key(&clash.key, &clash.stored).await,
-        "key name",
+        Constraint::MacrometaKeyid,
     );
     // Other doors keep their per-owner names.
     let third = user(&store, t.id, "third").await;

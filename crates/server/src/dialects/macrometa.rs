@@ -7,10 +7,9 @@
 //! `fabric/<f>`, `fabric/<f>/collection/<c>`, `fabric/<f>/stream/<s>` and `billing`,
 //! where a name of `*` is the default; attributes are the key's metadata.
 
-use crate::auth::caller;
+use crate::auth::{caller, origin, through};
 use crate::body::{parse_json, read_body};
 use crate::error::Failure;
-use crate::service::{KeyPatch, NewKey};
 use crate::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -18,18 +17,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
+use keyward_app::keys::Removal;
+use keyward_app::spaces::{space_path, SYSTEM_SPACE};
+use keyward_app::{Caller, Entity, Field, NewKey};
 use keyward_core::{
-    AccessLevel, ApiKey, Door, KeyShape, Metadata, Page, Principal, ResourceKind, ResourcePath,
-    Space, User, UserId,
+    AccessLevel, ApiKey, Door, KeyShape, Metadata, Page, ResourceKind, ResourcePath, Space, User,
+    UserId,
 };
 use keyward_store::KeyFilter;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-/// The fabric every Macrometa tenant has.
-const SYSTEM_FABRIC: &str = "_system";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -118,16 +117,17 @@ fn vendor_error(failure: &Failure) -> (StatusCode, u32, String) {
         Failure::InvalidJson(m) => (StatusCode::BAD_REQUEST, 600, m.clone()),
         Failure::BadRequest(m) => (StatusCode::BAD_REQUEST, 400, m.clone()),
         Failure::Unauthorized(m) | Failure::Forbidden(m) => (status, 11, format!("forbidden: {m}")),
-        Failure::NotFound(what) => match what.as_str() {
-            "API key" => (status, 100015, "invalid api key id".into()),
-            "space" => (status, 1228, "database not found".into()),
-            "user" => (status, 1703, "user not found".into()),
-            _ => (status, 404, failure.message()),
-        },
-        Failure::DuplicateName => (status, 1702, "api key already exists".into()),
+        Failure::NotFound(Entity::ApiKey) => (status, 100015, "invalid api key id".into()),
+        Failure::NotFound(Entity::Space) => (status, 1228, "database not found".into()),
+        Failure::NotFound(Entity::User) => (status, 1703, "user not found".into()),
+        Failure::NotFound(_) | Failure::NoSuch(_) => (status, 404, failure.message()),
+        Failure::Conflict(Field::KeyName) => (status, 1702, "api key already exists".into()),
+        Failure::Conflict(Field::SpaceName) => {
+            (StatusCode::CONFLICT, 1207, "duplicate database name".into())
+        }
+        Failure::Conflict(_) => (StatusCode::BAD_REQUEST, 10, failure.message()),
         Failure::Validation { field, message } => match field.as_str() {
             "keyid" => (StatusCode::BAD_REQUEST, 100020, message.clone()),
-            "space name" => (StatusCode::CONFLICT, 1207, "duplicate database name".into()),
             _ => (StatusCode::BAD_REQUEST, 10, message.clone()),
         },
         Failure::PayloadTooLarge => (status, 413, failure.message()),
@@ -152,7 +152,7 @@ impl IntoResponse for MmError {
 }
 
 async fn unknown_path() -> MmError {
-    MmError(Failure::NotFound("route".into()))
+    MmError(Failure::NoSuch("route".into()))
 }
 
 async fn wrong_method() -> Response {
@@ -188,9 +188,9 @@ fn accepted() -> Response {
 // ---- Extractors with Macrometa-shaped rejections ----
 
 /// The authenticated caller: `Authorization: bearer <jwt>` or `apikey <key>`, any case.
-struct Caller(Principal);
+struct Authed(Caller);
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppState> for Authed {
     type Rejection = MmError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> MmResult<Self> {
@@ -199,7 +199,7 @@ impl FromRequestParts<AppState> for Caller {
                 "authentication required: send Authorization: bearer <jwt> or apikey <key>".into(),
             )
         })?;
-        Ok(Caller(principal))
+        Ok(Authed(through(Door::Macrometa, principal)))
     }
 }
 
@@ -239,10 +239,12 @@ struct LoginRequest {
 }
 
 async fn login(State(app): State<AppState>, Body(req): Body<LoginRequest>) -> MmResult<Response> {
-    let (user, jwt, _) = match (&req.email, &req.tenant, &req.username) {
-        (Some(email), _, _) => app.login(email, &req.password).await?,
+    let from = origin(Door::Macrometa);
+    let session = match (&req.email, &req.tenant, &req.username) {
+        (Some(email), _, _) => app.login(from, email, &req.password).await?,
         (None, Some(tenant), Some(username)) => {
-            app.login_in_tenant(tenant, username, &req.password).await?
+            app.login_in_tenant(from, tenant, username, &req.password)
+                .await?
         }
         _ => {
             return Err(invalid(
@@ -251,12 +253,13 @@ async fn login(State(app): State<AppState>, Body(req): Body<LoginRequest>) -> Mm
             ))
         }
     };
+    let (user, jwt) = (session.user, session.token);
     let tenant = tenant_name(&app, &user).await?;
     // Exactly 200 and no `error` fields: pyC8 checks the status and reads `jwt`/`tenant`.
     Ok(Json(json!({ "jwt": jwt, "tenant": tenant, "username": user.username })).into_response())
 }
 
-async fn current_user(State(app): State<AppState>, Caller(me): Caller) -> MmResult<Response> {
+async fn current_user(State(app): State<AppState>, Authed(me): Authed) -> MmResult<Response> {
     let tenant = tenant_name(&app, &me.user).await?;
     Ok(result(json!([user_item(&tenant, &me.user)])))
 }
@@ -289,7 +292,7 @@ fn invalid(field: &str, message: impl Into<String>) -> MmError {
 
 // ---- Keys ----
 
-async fn list_keys(State(app): State<AppState>, Caller(me): Caller) -> MmResult<Response> {
+async fn list_keys(State(app): State<AppState>, Authed(me): Authed) -> MmResult<Response> {
     let filter = KeyFilter {
         door: Some(Door::Macrometa),
         ..KeyFilter::default()
@@ -311,20 +314,14 @@ async fn list_keys(State(app): State<AppState>, Caller(me): Caller) -> MmResult<
 
 async fn owner_name(
     app: &AppState,
-    me: &Principal,
+    me: &Caller,
     key: &ApiKey,
     known: &mut HashMap<UserId, String>,
 ) -> MmResult<String> {
     if let Some(name) = known.get(&key.owner_id) {
         return Ok(name.clone());
     }
-    let name = if me.is_user(key.owner_id) {
-        me.user.username.clone()
-    } else {
-        app.user_in_tenant(key.tenant_id, key.owner_id)
-            .await?
-            .username
-    };
+    let name = app.owner_of(me, key).await?.username;
     known.insert(key.owner_id, name.clone());
     Ok(name)
 }
@@ -353,20 +350,11 @@ fn keyid(text: &str) -> MmResult<String> {
 
 async fn create_key(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Body(req): Body<CreateKeyRequest>,
 ) -> MmResult<Response> {
     let name = keyid(&req.keyid)?;
-    // Macrometa gives a new key its creator's level on each fabric that exists now;
-    // fabrics made later start at none.
-    system_fabric(&app, &me).await?;
-    let fabrics: Vec<ResourcePath> = app
-        .all_spaces(&me)
-        .await?
-        .iter()
-        .filter_map(|s| fabric_path(&s.name).ok())
-        .collect();
-    let grants = me.default_grants_for(&me.user).snapshot_at(&fabrics);
+    let grants = app.space_snapshot_grants(&me).await?;
     let request = NewKey {
         name,
         grants: Some(grants),
@@ -389,7 +377,7 @@ async fn create_key(
     ))
 }
 
-async fn key_named(app: &AppState, me: &Principal, keyid: &str, write: bool) -> MmResult<ApiKey> {
+async fn key_named(app: &AppState, me: &Caller, keyid: &str, write: bool) -> MmResult<ApiKey> {
     Ok(app
         .key_by_door_name(me, Door::Macrometa, keyid, write)
         .await?)
@@ -397,7 +385,7 @@ async fn key_named(app: &AppState, me: &Principal, keyid: &str, write: bool) -> 
 
 async fn get_key(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -420,7 +408,7 @@ async fn get_key(
 
 async fn remove_key(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
@@ -445,36 +433,24 @@ fn level(text: &str) -> MmResult<AccessLevel> {
 }
 
 fn path_of(segments: &[&str]) -> MmResult<ResourcePath> {
-    ResourcePath::from_segments(segments).map_err(|_| {
-        invalid(
-            "name",
-            format!(
-                "'{}' is not a valid name: use letters, digits, '_', '-', '.' or '@', or '*'",
-                segments.last().copied().unwrap_or_default()
-            ),
-        )
-    })
+    Ok(keyward_app::spaces::resource_path(segments)?)
 }
 
 fn fabric_path(fabric: &str) -> MmResult<ResourcePath> {
-    path_of(&["fabric", fabric])
+    Ok(space_path(fabric)?)
 }
 
 /// `_system` is created on first use; any other fabric must exist.
-async fn system_fabric(app: &AppState, me: &Principal) -> MmResult<Space> {
-    Ok(app.ensure_space(me, SYSTEM_FABRIC).await?)
+async fn fabric(app: &AppState, me: &Caller, name: &str) -> MmResult<Space> {
+    Ok(app.open_space(me, name).await?)
 }
 
-async fn fabric(app: &AppState, me: &Principal, name: &str) -> MmResult<Space> {
-    if name == SYSTEM_FABRIC {
-        system_fabric(app, me).await
-    } else {
-        Ok(app.space(me, name).await?)
-    }
+async fn system_fabric(app: &AppState, me: &Caller) -> MmResult<Space> {
+    fabric(app, me, SYSTEM_SPACE).await
 }
 
 /// The path a fabric-level grant is stored at; `*` is the default for every fabric.
-async fn fabric_grant_path(app: &AppState, me: &Principal, f: &str) -> MmResult<ResourcePath> {
+async fn fabric_grant_path(app: &AppState, me: &Caller, f: &str) -> MmResult<ResourcePath> {
     if f != "*" {
         fabric(app, me, f).await?;
     }
@@ -485,13 +461,13 @@ fn kind(text: &str) -> MmResult<ResourceKind> {
     match text {
         "collection" => Ok(ResourceKind::Collection),
         "stream" => Ok(ResourceKind::Stream),
-        _ => Err(MmError(Failure::NotFound("route".into()))),
+        _ => Err(MmError(Failure::NoSuch("route".into()))),
     }
 }
 
 async fn list_fabric_levels(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -507,7 +483,7 @@ async fn list_fabric_levels(
 
 async fn get_fabric_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f)): Params<(String, String)>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -517,7 +493,7 @@ async fn get_fabric_level(
 
 async fn set_fabric_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f)): Params<(String, String)>,
     Body(req): Body<GrantRequest>,
 ) -> MmResult<Response> {
@@ -530,7 +506,7 @@ async fn set_fabric_level(
 
 async fn clear_fabric_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f)): Params<(String, String)>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
@@ -543,7 +519,7 @@ async fn clear_fabric_level(
 /// those the key names in its grants (including a `*` default).
 async fn list_resource_levels(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f, kind_name)): Params<(String, String, String)>,
 ) -> MmResult<Response> {
     let kind = kind(&kind_name)?;
@@ -567,7 +543,7 @@ async fn list_resource_levels(
 
 async fn resource_path(
     app: &AppState,
-    me: &Principal,
+    me: &Caller,
     f: &str,
     kind_name: &str,
     name: &str,
@@ -580,7 +556,7 @@ async fn resource_path(
 
 async fn get_resource_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f, kind, name)): Params<(String, String, String, String)>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -590,7 +566,7 @@ async fn get_resource_level(
 
 async fn set_resource_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f, kind, name)): Params<(String, String, String, String)>,
     Body(req): Body<GrantRequest>,
 ) -> MmResult<Response> {
@@ -606,7 +582,7 @@ async fn set_resource_level(
 
 async fn clear_resource_level(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, f, kind, name)): Params<(String, String, String, String)>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
@@ -621,7 +597,7 @@ fn billing_path() -> ResourcePath {
 
 async fn get_billing(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -631,7 +607,7 @@ async fn get_billing(
 
 async fn set_billing(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
     Body(req): Body<GrantRequest>,
 ) -> MmResult<Response> {
@@ -644,7 +620,7 @@ async fn set_billing(
 
 async fn clear_billing(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
@@ -657,7 +633,7 @@ async fn clear_billing(
 
 async fn get_attributes(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
@@ -677,74 +653,50 @@ fn attributes(body: Value) -> MmResult<Metadata> {
     Ok(map)
 }
 
-async fn save_metadata(
-    app: &AppState,
-    me: &Principal,
-    key: &ApiKey,
-    metadata: Metadata,
-) -> MmResult<()> {
-    let patch = KeyPatch {
-        metadata: Some(keyward_core::validate::metadata(&Value::Object(metadata))?),
-        ..KeyPatch::default()
-    };
-    app.update_key(me, key.id, patch).await?;
-    Ok(())
-}
-
 async fn update_attributes(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(k): Params<String>,
     Body(body): Body<Value>,
 ) -> MmResult<Response> {
     let added = attributes(body)?;
     let key = key_named(&app, &me, &k, true).await?;
     // Macrometa merges: attributes not named in the request stay.
-    let mut merged = key.metadata.clone();
-    merged.extend(added.clone());
-    save_metadata(&app, &me, &key, merged).await?;
+    app.merge_key_metadata(&me, key.id, added.clone()).await?;
     Ok(result(Value::Object(added)))
 }
 
 async fn remove_attribute(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params((k, name)): Params<(String, String)>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
-    let mut metadata = key.metadata.clone();
     // Macrometa's API has `attributes/truncate` for "remove them all".
-    if name == "truncate" {
-        metadata.clear();
+    let removal = if name == "truncate" {
+        Removal::All
     } else {
-        metadata.remove(&name);
-    }
-    save_metadata(&app, &me, &key, metadata).await?;
+        Removal::One(&name)
+    };
+    app.remove_key_metadata(&me, key.id, removal).await?;
     Ok(accepted())
 }
 
 // ---- Fabrics ----
 
 /// The fabric in the path, which must exist and be readable by the caller.
-async fn scoped_fabric(app: &AppState, me: &Principal, f: &str) -> MmResult<Space> {
-    let space = fabric(app, me, f).await?;
-    me.require_access(&fabric_path(f)?, AccessLevel::Ro)?;
-    Ok(space)
+async fn scoped_fabric(app: &AppState, me: &Caller, f: &str) -> MmResult<Space> {
+    Ok(app.readable_space(me, f).await?)
 }
 
-async fn visible_fabrics(app: &AppState, me: &Principal) -> MmResult<Vec<Space>> {
-    Ok(app
-        .all_spaces(me)
-        .await?
-        .into_iter()
-        .filter(|s| fabric_path(&s.name).is_ok_and(|p| me.access_at(&p) >= AccessLevel::Ro))
-        .collect())
+async fn visible_fabrics(app: &AppState, me: &Caller) -> MmResult<Vec<Space>> {
+    Ok(app.visible_spaces(me).await?)
 }
 
 fn fabric_item(tenant: &str, space: &Space) -> Value {
     json!({
         "name": space.name,
-        "isSystem": space.name == SYSTEM_FABRIC,
+        "isSystem": space.name == SYSTEM_SPACE,
         "options": {
             "name": format!("{tenant}.{}", space.name),
             "tenant": tenant,
@@ -759,7 +711,7 @@ fn fabric_item(tenant: &str, space: &Space) -> Value {
 
 async fn list_fabrics(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(f): Params<String>,
 ) -> MmResult<Response> {
     scoped_fabric(&app, &me, &f).await?;
@@ -773,7 +725,7 @@ async fn list_fabrics(
 
 async fn fabric_details(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(f): Params<String>,
 ) -> MmResult<Response> {
     scoped_fabric(&app, &me, &f).await?;
@@ -788,7 +740,7 @@ async fn fabric_details(
 
 async fn current_fabric(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(f): Params<String>,
 ) -> MmResult<Response> {
     let space = scoped_fabric(&app, &me, &f).await?;
@@ -803,18 +755,11 @@ struct CreateFabricRequest {
 
 async fn create_fabric(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(f): Params<String>,
     Body(req): Body<CreateFabricRequest>,
 ) -> MmResult<Response> {
-    scoped_fabric(&app, &me, &f).await?;
-    if f != SYSTEM_FABRIC {
-        return Err(MmError(Failure::Forbidden(
-            "operation only allowed in system database".into(),
-        )));
-    }
-    fabric_path(&req.name)?;
-    app.create_space(&me, &req.name).await?;
+    app.create_space_from(&me, &f, &req.name).await?;
     Ok(success(StatusCode::CREATED, json!({ "result": true })))
 }
 
@@ -822,14 +767,16 @@ async fn create_fabric(
 /// only their names, so every one is shown as an empty, loaded document collection.
 async fn list_collections(
     State(app): State<AppState>,
-    Caller(me): Caller,
+    Authed(me): Authed,
     Params(f): Params<String>,
 ) -> MmResult<Response> {
     let space = scoped_fabric(&app, &me, &f).await?;
     let mut items = Vec::new();
-    for name in app.list_resources(&space, ResourceKind::Collection).await? {
-        let path = path_of(&["fabric", &f, "collection", &name])?;
-        if me.access_at(&path) >= AccessLevel::Ro {
+    for name in app
+        .visible_resources(&me, &space, ResourceKind::Collection)
+        .await?
+    {
+        {
             items.push(json!({
                 "id": name,
                 "name": name,

@@ -6,9 +6,8 @@
 
 mod wire;
 
-use crate::auth::{caller, credential_from_query};
+use crate::auth::{caller, credential_from_query, through};
 use crate::error::Failure;
-use crate::service::NewKey;
 use crate::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -17,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
+use keyward_app::NewKey;
 use keyward_core::{Door, KeyShape, Page, Paged, Principal, User};
 use keyward_store::KeyFilter;
 use serde::Deserialize;
@@ -55,19 +55,20 @@ fn octopus(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
 // ---- Requests ----
 
 /// An authenticated caller: any header the server reads, or Octopus's `?apikey=`.
-struct Caller(Principal);
+struct Caller(keyward_app::Caller);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = OctopusError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, OctopusError> {
         if let Some(principal) = caller(app, &parts.headers).await? {
-            return Ok(Caller(principal));
+            return Ok(Caller(through(Door::Octopus, principal)));
         }
         let credential = credential_from_query(&parts.uri).ok_or_else(|| {
             Failure::Unauthorized("send your API key in the X-Octopus-ApiKey header".into())
         })?;
-        Ok(Caller(app.authenticate(credential).await?))
+        let principal = app.authenticate(credential).await?;
+        Ok(Caller(through(Door::Octopus, principal)))
     }
 }
 
@@ -111,7 +112,7 @@ fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
 
 /// The seq in an id of this kind; anything else is a resource that does not exist.
 fn seq_of(id: &str, prefix: &str, what: &str) -> Result<i64, Failure> {
-    parse_seq(id, prefix).ok_or_else(|| Failure::NotFound(format!("{what} '{id}'")))
+    parse_seq(id, prefix).ok_or_else(|| Failure::NoSuch(format!("{what} '{id}'")))
 }
 
 #[derive(Deserialize)]
@@ -148,7 +149,7 @@ fn expires(text: &str) -> Result<OffsetDateTime, Failure> {
 async fn every<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, Failure>
 where
     F: FnMut(Page) -> Fut,
-    Fut: Future<Output = Result<Paged<T>, Failure>>,
+    Fut: Future<Output = Result<Paged<T>, keyward_app::AppError>>,
 {
     let mut all = Vec::new();
     loop {
@@ -185,9 +186,9 @@ async fn root(State(app): State<AppState>) -> Json<Value> {
 /// A stable id for this installation that reveals nothing: derived from the server
 /// secret, which every node of a cluster shares.
 fn installation_id(app: &AppState) -> uuid::Uuid {
-    let hash = app.verifier.hasher().hash("octopus installation id");
+    let hash = app.deployment_id("octopus installation id");
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.0[..16]);
+    bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
@@ -318,7 +319,9 @@ async fn get_user(
 }
 
 async fn user_named(app: &AppState, principal: &Principal, id: &str) -> Result<User, Failure> {
-    app.user_by_seq(principal, seq_of(id, USERS, "user")?).await
+    Ok(app
+        .user_by_seq(principal, seq_of(id, USERS, "user")?)
+        .await?)
 }
 
 // ---- API keys ----
@@ -382,7 +385,7 @@ async fn key_at(
         .key_by_seq(principal, seq_of(&key_id, API_KEYS, "API key")?, write)
         .await?;
     if key.owner_id != owner.id {
-        return Err(Failure::NotFound(format!("API key '{key_id}'")));
+        return Err(Failure::NoSuch(format!("API key '{key_id}'")));
     }
     Ok((key, owner))
 }

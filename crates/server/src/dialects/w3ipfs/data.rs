@@ -78,13 +78,13 @@ pub async fn list_pins(
 /// `GET /api/pinning/{pinId}` (scope `data.pin_list`).
 pub async fn get_pin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
     guard(&principal, "data", "pin_list")?;
-    Err(Failure::NotFound("pin".into()).into())
+    Err(Failure::NoSuch("pin".into()).into())
 }
 
 /// `DELETE /api/pinning/unpin/{pinId}` (scope `pinning.unpin`).
 pub async fn unpin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
     guard(&principal, "pinning", "unpin")?;
-    Err(Failure::NotFound("pin".into()).into())
+    Err(Failure::NoSuch("pin".into()).into())
 }
 
 /// `POST /api/pinning/` (scope `pinning.pin_file_to_ipfs`).
@@ -115,13 +115,13 @@ pub async fn list_nfts(
 /// `GET /api/nft/{nftId}` (scope `data.nft_list`).
 pub async fn get_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
     guard(&principal, "data", "nft_list")?;
-    Err(Failure::NotFound("NFT".into()).into())
+    Err(Failure::NoSuch("NFT".into()).into())
 }
 
 /// `DELETE /api/nft/{nftId}` (scope `pin_nft.unpin_nft`).
 pub async fn unpin_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
     guard(&principal, "pin_nft", "unpin_nft")?;
-    Err(Failure::NotFound("NFT".into()).into())
+    Err(Failure::NoSuch("NFT".into()).into())
 }
 
 /// `POST /api/nft/` (scope `pin_nft.pin_nft_to_ipfs`).

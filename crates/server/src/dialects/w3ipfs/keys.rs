@@ -4,11 +4,11 @@ use super::scopes::{grants_from_scopes, scopes_from_grants};
 use super::{Caller, W3Result};
 use crate::body::{parse_json, read_body};
 use crate::error::Failure;
-use crate::service::NewKey;
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::Json;
+use keyward_app::NewKey;
 use keyward_core::{ApiKey, CoreError, Door, KeyId, KeyShape, Metadata, Page};
 use keyward_store::KeyFilter;
 use serde::Deserialize;
@@ -29,7 +29,7 @@ pub async fn create(
     Caller(principal): Caller,
     request: Request,
 ) -> W3Result<Json<Value>> {
-    principal.require_admin()?;
+    app.check_may_create_keys(&principal, keyward_core::Door::W3ipfs)?;
     let body: CreateRequest = parse_json(&read_body(request.into_body()).await?)?;
     let name = body.name.ok_or_else(|| required("name"))?;
     let scopes = body.scopes.ok_or_else(|| required("scopes"))?;

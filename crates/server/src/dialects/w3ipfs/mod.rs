@@ -8,7 +8,7 @@ mod data;
 mod keys;
 pub mod scopes;
 
-use crate::auth::{caller, pair_from_headers};
+use crate::auth::{caller, pair_from_headers, through};
 use crate::error::Failure;
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
-use keyward_core::Principal;
+use keyward_core::Door;
 use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
@@ -97,7 +97,7 @@ fn error_response(status: StatusCode, message: String) -> Response {
 
 /// The authenticated caller of a W3IPFS route: the key + secret pair when the request
 /// sends one, else a session or key in `Authorization`.
-pub struct Caller(pub Principal);
+pub struct Caller(pub keyward_app::Caller);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = W3Error;
@@ -107,7 +107,8 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(pair) = pair_from_headers(&parts.headers)? {
-            return Ok(Caller(state.authenticate(pair).await?));
+            let principal = state.authenticate(pair).await?;
+            return Ok(Caller(through(Door::W3ipfs, principal)));
         }
         let principal = caller(state, &parts.headers).await?.ok_or_else(|| {
             Failure::Unauthorized(
@@ -116,6 +117,6 @@ impl FromRequestParts<AppState> for Caller {
                     .into(),
             )
         })?;
-        Ok(Caller(principal))
+        Ok(Caller(through(Door::W3ipfs, principal)))
     }
 }

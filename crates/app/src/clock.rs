@@ -6,9 +6,62 @@
 //! cache's TTL and Unix milliseconds for last-used times. Each thread remembers the date
 //! of the last whole second it saw; within that second only the nanoseconds change.
 
+//!
+//! [`Clock`] is the application layer's one source of "now": the system's in a server,
+//! one a test moves by hand where windows, expiries and retention are tested.
+
 use std::cell::Cell;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, PrimitiveDateTime};
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Now;
+
+    /// The time as the store keeps it (UTC, whole microseconds), so that what a write
+    /// answers is what later reads show.
+    fn stored_now(&self) -> OffsetDateTime {
+        as_stored(self.now().utc)
+    }
+}
+
+/// The system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Now {
+        now()
+    }
+}
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn at(time: OffsetDateTime) -> Self {
+        ManualClock(Mutex::new(time))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut time = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *time += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Now {
+        Now::at(*self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A time as the store keeps it: UTC, whole microseconds.
+pub fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
 
 /// One reading of the system clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +69,16 @@ pub struct Now {
     pub utc: OffsetDateTime,
     pub unix_seconds: i64,
     pub unix_millis: i64,
+}
+
+impl Now {
+    pub fn at(utc: OffsetDateTime) -> Now {
+        Now {
+            utc,
+            unix_seconds: utc.unix_timestamp(),
+            unix_millis: (utc.unix_timestamp_nanos() / 1_000_000) as i64,
+        }
+    }
 }
 
 thread_local! {

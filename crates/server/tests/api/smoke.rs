@@ -1,8 +1,6 @@
-mod support;
-
+use crate::support::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::TestServer;
 
 #[tokio::test]
 async fn key_lifecycle_smoke() {

@@ -5,7 +5,7 @@
 //! takes no lock that other keys share: the cache is sharded, and uses are counted in
 //! atomics on the cached entry, then flushed in batches by [`Verifier::flush_usage`].
 
-use crate::clock::{self, Now};
+use crate::clock::{Clock, Now, SystemClock};
 use keyward_core::{
     decide, ApiKey, Found, InnerHash, KeyHasher, KeyId, Principal, Query, Secret, TenantId, User,
     UserId, VerifyCode,
@@ -83,7 +83,7 @@ pub struct Matched {
     /// The native door's JSON answer to a valid verification of this key, rendered on
     /// first use. A cached entry never changes (a change to the key replaces it), so
     /// neither does the answer, and the hot path skips serializing it again.
-    pub valid_answer: OnceLock<axum::body::Bytes>,
+    pub valid_answer: OnceLock<bytes::Bytes>,
 }
 
 /// What a presented secret led to (`found` is `None` when no key has it), when it was
@@ -273,11 +273,22 @@ pub struct Verifier {
     /// counters) means an entry evicted or invalidated meanwhile still gets flushed.
     pending: Vec<Mutex<Vec<Arc<Lookup>>>>,
     lookups: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 impl Verifier {
     pub fn new(hasher: KeyHasher, store: DynStore, capacity: u64) -> Self {
+        Self::with_clock(hasher, store, capacity, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(
+        hasher: KeyHasher,
+        store: DynStore,
+        capacity: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Verifier {
+            clock,
             hasher,
             store,
             cache: cache(capacity),
@@ -309,7 +320,7 @@ impl Verifier {
             return Ok(Verdict::without_key(VerifyCode::Malformed));
         }
         let inner = self.hasher.inner(presented);
-        let now = clock::now();
+        let now = self.clock.now();
         let lookup = match self.cache.get(&inner) {
             Some(lookup) if lookup.is_fresh(now) => lookup,
             // Boxed: the miss is the rare path, and its future would otherwise make
@@ -378,7 +389,7 @@ impl Verifier {
         if recall.generation != self.generation() || !recall.credential.is(credential) {
             return None;
         }
-        let now = clock::now();
+        let now = self.clock.now();
         if !recall.lookup.is_fresh(now) {
             return None;
         }
@@ -573,6 +584,7 @@ fn usage_batch(taken: &[(Arc<Lookup>, u64)]) -> Vec<KeyUsage> {
 mod tests {
     use super::*;
     use keyward_core::ServerSecret;
+    use keyward_store::testing::UnauditedWrites;
 
     struct Fixture {
         verifier: Arc<Verifier>,
@@ -593,7 +605,7 @@ mod tests {
         let hasher = KeyHasher::new(&ServerSecret::generate());
         let mut secrets = Vec::new();
         for i in 0..keys {
-            let (key, stored, secret) = crate::bulk::bench_key(&hasher, &owner, format!("k{i}"));
+            let (key, stored, secret) = crate::import::bench_key(&hasher, &owner, format!("k{i}"));
             store.create_key(&key, &stored).await.unwrap();
             secrets.push((key.id, secret.expose().to_string()));
         }
@@ -834,7 +846,7 @@ mod tests {
             .cache
             .get(&f.verifier.hasher.inner(secret))
             .unwrap();
-        let now = clock::now();
+        let now = crate::clock::now();
         let at = |seconds: i64| Now {
             unix_seconds: now.unix_seconds + seconds,
             ..now

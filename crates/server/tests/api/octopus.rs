@@ -2,17 +2,18 @@
 //! Python script (unchanged but for its four settings), the seed's PowerShell REST calls
 //! reproduced with curl, and the npm client `@octopusdeploy/api-client` 1.4.0.
 
-mod support;
-
+use crate::support::{curl, in_seconds, sleep_past, Reply, TestServer, MEMBER_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::{curl, in_seconds, sleep_past, Reply, TestServer, MEMBER_PASSWORD};
 
 const SEED_PYTHON: &str = include_str!("octopus/create_api_key.py");
-const NODE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/octopus/api_client.js");
+const NODE_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/api/octopus/api_client.js"
+);
 
 // ---- Helpers ----
 
@@ -254,7 +255,7 @@ async fn seed_python_script_creates_a_key_that_works_everywhere() {
             json!({"HasValue": true, "NewValue": null, "Hint": null})
         );
     }
-    support::assert_secret_absent(list.text.as_bytes(), &new_key, "the key list");
+    crate::support::assert_secret_absent(list.text.as_bytes(), &new_key, "the key list");
 }
 
 #[tokio::test]
@@ -371,8 +372,8 @@ async fn expired_keys_are_refused() {
     .await;
     let short = created["ApiKey"].as_str().unwrap();
     assert_eq!(
-        support::parse_time(&created["Expires"]),
-        support::parse_time(&json!(expires))
+        crate::support::parse_time(&created["Expires"]),
+        crate::support::parse_time(&json!(expires))
     );
     assert_eq!(
         octo_get(&server, "/api/users/me", short).await.status,
@@ -693,13 +694,13 @@ async fn query_string_keys_work_and_never_reach_the_log() {
 
     let log = log.0.lock().unwrap().clone();
     assert!(
-        support::bytes_contain(&log, "/api/users/me"),
+        crate::support::bytes_contain(&log, "/api/users/me"),
         "requests are logged: {}",
         String::from_utf8_lossy(&log)
     );
-    support::assert_secret_absent(&log, secret, "the request log");
+    crate::support::assert_secret_absent(&log, secret, "the request log");
     assert!(
-        !support::bytes_contain(&log, "API-WRONG"),
+        !crate::support::bytes_contain(&log, "API-WRONG"),
         "the request log has a query key"
     );
 }

@@ -2,18 +2,16 @@
 //! scripts (copied verbatim under tests/macrometa/, with only the URL, email, password
 //! and key substituted at run time), plus bad input in Macrometa's error shape.
 
-mod support;
-
+use crate::support::{TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use support::{TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/macrometa");
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/macrometa");
 /// The host the seed scripts are pointed at; pyC8 turns `keyward.test` into it.
 const TLS_HOST: &str = "api-keyward.test";
 
@@ -202,7 +200,7 @@ async fn mm(
     path: &str,
     auth: &str,
     body: Option<Value>,
-) -> support::Reply {
+) -> crate::support::Reply {
     let mut request = server
         .http
         .request(method, format!("{}{}", server.url, path))
@@ -232,7 +230,7 @@ async fn mm_jwt(server: &TestServer) -> String {
 
 /// Checks Macrometa's error body exactly: `{error: true, code, errorNum, errorMessage}`.
 #[track_caller]
-fn assert_mm_error(reply: &support::Reply, status: StatusCode, error_num: u64) {
+fn assert_mm_error(reply: &crate::support::Reply, status: StatusCode, error_num: u64) {
     assert_eq!(reply.status, status, "{}", reply.text);
     let object = reply.body.as_object().expect("a JSON object");
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();

@@ -1,11 +1,9 @@
 //! The W3IPFS door against the real server: the seed's curl and axios samples, the key +
 //! secret pair, scopes guarding routes, admin-only creation, and W3IPFS's error shape.
 
-mod support;
-
+use crate::support::{Reply, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Reply, TestServer};
 
 const CURL_SAMPLE: &str = include_str!("w3ipfs/generate-api-key.sh");
 const AXIOS_SAMPLE: &str = include_str!("w3ipfs/generate-api-key.js");
@@ -130,10 +128,10 @@ fn host_port(server: &TestServer) -> &str {
 async fn the_seed_curl_request_makes_an_admin_pair() {
     let server = TestServer::start().await;
     let jwt = server.admin_token().await;
-    let script = support::substitute_once(CURL_SAMPLE, "0.0.0.0:8000", host_port(&server));
-    let script = support::substitute_once(&script, "Bearer JWT", &format!("Bearer {jwt}"));
+    let script = crate::support::substitute_once(CURL_SAMPLE, "0.0.0.0:8000", host_port(&server));
+    let script = crate::support::substitute_once(&script, "Bearer JWT", &format!("Bearer {jwt}"));
 
-    let output = support::shell_script(script).await;
+    let output = crate::support::shell_script(script).await;
     let body: Value = serde_json::from_str(&output)
         .unwrap_or_else(|e| panic!("curl printed no JSON ({e}): {output}"));
     assert_eq!(body["data"]["name"], "test-api-key");
@@ -156,7 +154,7 @@ async fn the_seed_axios_script_makes_an_admin_pair() {
     let server = TestServer::start().await;
     let jwt = server.admin_token().await;
     let url = format!("http://{}/api/apiKeys/", host_port(&server));
-    let script = support::substitute_once(
+    let script = crate::support::substitute_once(
         AXIOS_SAMPLE,
         "'0.0.0.0:8000/api/apiKeys/'",
         &format!("'{url}'"),
@@ -165,7 +163,7 @@ async fn the_seed_axios_script_makes_an_admin_pair() {
     let end = start + script[start..].find('\'').expect("end of the JWT");
     let script = format!("{}{jwt}{}", &script[..start], &script[end..]);
 
-    let output = support::node_script(script).await;
+    let output = crate::support::node_script(script).await;
     let body: Value = serde_json::from_str(output.trim())
         .unwrap_or_else(|e| panic!("axios printed no JSON ({e}): {output}"));
     assert_eq!(body["data"]["name"], "test-api-key");
@@ -440,7 +438,7 @@ async fn wrong_or_partial_pairs_are_unauthorized() {
         let reply = server.send(Method::GET, path, &headers, None).await;
         let message = assert_w3_error(&reply, StatusCode::UNAUTHORIZED);
         assert!(message.contains(said), "{message}");
-        support::assert_secret_absent(reply.text.as_bytes(), &pair.secret, "a 401");
+        crate::support::assert_secret_absent(reply.text.as_bytes(), &pair.secret, "a 401");
     }
     // A wrong secret stays refused on the routes that need a scope, and on creation.
     let wrong = Pair {
@@ -498,10 +496,10 @@ async fn list_and_delete_keys() {
         created.len() == 27 && created.ends_with('Z') && created.as_bytes()[19] == b'.',
         "microseconds and Z: {created}"
     );
-    support::parse_time(&newest["created_at"]);
+    crate::support::parse_time(&newest["created_at"]);
     uuid::Uuid::parse_str(newest["id"].as_str().expect("id")).expect("id is a UUID");
     for pair in [&admin, &lister] {
-        support::assert_secret_absent(reply.text.as_bytes(), &pair.secret, "the key list");
+        crate::support::assert_secret_absent(reply.text.as_bytes(), &pair.secret, "the key list");
     }
 
     let id = newest["id"].as_str().unwrap();

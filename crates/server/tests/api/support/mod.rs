@@ -28,6 +28,9 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The PostgreSQL database this server created, when the suite runs on PostgreSQL.
     pub database: Option<postgres::PgDatabase>,
+    /// The store's URL, for fixtures a test makes outside the server (a second tenant,
+    /// as `keyward tenant create` makes one).
+    pub database_url: String,
 }
 
 /// Set by ./scripts/test for its second pass: the HTTP suite runs on PostgreSQL.
@@ -89,6 +92,7 @@ impl TestServer {
         let (database_url, database) = test_database(data_dir.path()).await;
         config.database_url = database_url;
         adjust(&mut config);
+        let database_url = config.effective_database_url();
         let running = keyward_server::start(config).await.expect("server starts");
         TestServer {
             url: format!("http://{}", running.addr),
@@ -96,6 +100,7 @@ impl TestServer {
             running: Some(running),
             http: reqwest::Client::new(),
             database,
+            database_url,
         }
     }
 
@@ -224,10 +229,18 @@ impl TestServer {
 
     /// Creates the second tenant ([`OTHER_TENANT`]) and returns a session of its admin.
     pub async fn other_tenant(&self) -> String {
-        let store = &self.running.as_ref().expect("server running").app.store;
-        keyward_server::create_tenant(store, OTHER_TENANT, OTHER_ADMIN_EMAIL, OTHER_ADMIN_PASSWORD)
+        let store = keyward_store::open(&self.database_url)
             .await
-            .expect("second tenant created");
+            .expect("the server's store opens");
+        keyward_server::create_tenant(
+            &store,
+            OTHER_TENANT,
+            OTHER_ADMIN_EMAIL,
+            OTHER_ADMIN_PASSWORD,
+        )
+        .await
+        .expect("second tenant created");
+        store.close().await;
         self.login(OTHER_ADMIN_EMAIL, OTHER_ADMIN_PASSWORD).await
     }
 

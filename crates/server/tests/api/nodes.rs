@@ -5,15 +5,13 @@
 //! Needs `KEYWARD_TEST_POSTGRES_URL` (set by ./scripts/test); each test gets a database
 //! of its own.
 
-mod support;
-
+use crate::support::postgres::PgDatabase;
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use support::postgres::PgDatabase;
-use support::*;
 
 /// The promise: a change on one node is enforced by all of them within this.
 const PROMISE: Duration = Duration::from_secs(1);
@@ -83,7 +81,7 @@ impl Cluster {
 /// Makes sure `node` has the key in its cache (a second verification reads nothing
 /// from the store), so what follows tests invalidation rather than a cache miss.
 async fn warm(node: &TestServer, auth: &str, key: &str, permissions: Option<Value>) {
-    let verifier = &node.running.as_ref().expect("running").app.verifier;
+    let verifier = &node.running.as_ref().expect("running").app.verifier();
     let code = node.verify_code(auth, key, permissions.clone()).await;
     assert_eq!(
         code, "VALID",
@@ -395,7 +393,7 @@ async fn a_node_that_loses_its_change_feed_drops_its_cache_and_recovers() {
     let (id, secret) = c.key("after", json!(["data.read"])).await;
     let started = Instant::now();
     loop {
-        let verifier = &c.b.running.as_ref().unwrap().app.verifier;
+        let verifier = &c.b.running.as_ref().unwrap().app.verifier();
         c.b.verify_code(&c.admin, &secret, None).await;
         let lookups = verifier.store_lookups();
         c.b.verify_code(&c.admin, &secret, None).await;

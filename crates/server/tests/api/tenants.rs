@@ -1,10 +1,8 @@
 //! Tenants are isolated: no key, user or listing crosses between them.
 
-mod support;
-
+use crate::support::{assert_error, key_path, names, TestServer, OTHER_TENANT};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{assert_error, key_path, names, TestServer, OTHER_TENANT};
 
 #[tokio::test]
 async fn tenants_never_see_each_others_keys() {

@@ -43,8 +43,12 @@ impl Sessions {
     }
 
     /// A token for the user and when it expires.
-    pub fn issue(&self, user: UserId, tenant: TenantId) -> (String, OffsetDateTime) {
-        let now = OffsetDateTime::now_utc();
+    pub fn issue(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> (String, OffsetDateTime) {
         let expires = now + self.ttl;
         let claims = Claims {
             sub: user,
@@ -79,7 +83,11 @@ mod tests {
     fn issued_tokens_check_and_foreign_ones_do_not() {
         let sessions = Sessions::new(&ServerSecret::generate(), Duration::from_secs(60));
         let other = Sessions::new(&ServerSecret::generate(), Duration::from_secs(60));
-        let (token, _) = sessions.issue(UserId::generate(), TenantId::generate());
+        let (token, _) = sessions.issue(
+            UserId::generate(),
+            TenantId::generate(),
+            OffsetDateTime::now_utc(),
+        );
         assert!(looks_like_jwt(&token));
         assert!(sessions.check(&token).is_some());
         assert!(other.check(&token).is_none());

@@ -1,11 +1,9 @@
 //! A key's secret is shown once, in the answer that creates (or rotates) it, and is
 //! neither answered again nor stored.
 
-mod support;
-
+use crate::support::{assert_secret_absent, bytes_contain, key_path, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{assert_secret_absent, bytes_contain, key_path, TestServer};
 
 #[tokio::test]
 async fn secrets_are_shown_once_and_never_stored() {

@@ -1,14 +1,12 @@
 //! Who may see and do what: members and administrators, no escalation through the API
 //! (also as a property over random permission lists), and permission queries.
 
-mod support;
-
+use crate::support::{assert_error, key_path, names, TestServer};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use support::{assert_error, key_path, names, TestServer};
 
 /// What the constrained member of these tests holds.
 const MEMBER_GRANTS: [&str; 3] = ["keyward.keys.*", "data.read", "fabric/_system:ro"];

@@ -5,14 +5,12 @@
 //! their own credential (`GET /v0/me`), several times in a row on one kept-alive
 //! connection each, which is what the connection's memory of its caller serves.
 
-mod support;
-
+use crate::support::{key_path, RawConnection, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{key_path, RawConnection, TestServer};
 
 const CLIENTS: usize = 32;
 const KEYS: usize = 12;

@@ -3,11 +3,9 @@
 //! once with a login token (JWT) and once with an API key as the Bearer token. The
 //! clients run as blocking child processes, so the server needs a thread of its own.
 
-mod support;
-
+use crate::support::TestServer;
 use serde_json::{json, Value};
 use std::process::Command;
-use support::TestServer;
 
 /// The seed's curl command: `curl -X POST URL -H 'Authorization: Bearer TOKEN'
 /// -H 'Content-Type: application/json' -d BODY`, plus `-w` to see the status.

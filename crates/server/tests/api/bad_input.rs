@@ -1,10 +1,8 @@
 //! Bad requests of every kind get the right 4xx in the native error shape, never a 5xx.
 
-mod support;
-
+use crate::support::{assert_error, in_seconds, RawConnection, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{assert_error, in_seconds, RawConnection, TestServer};
 
 enum Credential {
     Admin,

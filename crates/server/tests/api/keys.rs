@@ -1,11 +1,11 @@
 //! The key lifecycle over HTTP: create, list, get, patch, revoke, rotate, names, usage.
 
-mod support;
-
+use crate::support::{
+    assert_error, in_seconds, key_path, names, parse_time, sleep_past, TestServer,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{assert_error, in_seconds, key_path, names, parse_time, sleep_past, TestServer};
 
 fn duplicate_name_body() -> Value {
     json!({"message": "An entity with this name already exists", "error_code": "DuplicateName", "details": null})

@@ -1,10 +1,8 @@
 //! Every way of presenting a credential, and every way of getting it wrong.
 
-mod support;
-
+use crate::support::{assert_error, forged_key, RawConnection, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{assert_error, forged_key, RawConnection, TestServer};
 
 #[tokio::test]
 async fn every_header_style_is_accepted() {
@@ -229,7 +227,7 @@ async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
     let (_, soon) = server
         .create_key(
             &admin,
-            json!({"name": "soon", "expires_at": support::in_seconds(2)}),
+            json!({"name": "soon", "expires_at": crate::support::in_seconds(2)}),
         )
         .await;
     let member = server.member(&admin, "kept@example.com", None).await;
@@ -263,7 +261,7 @@ async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
     let revoked = server
         .call(
             Method::DELETE,
-            &support::key_path(&a_id),
+            &crate::support::key_path(&a_id),
             Some(&admin),
             None,
         )
@@ -286,7 +284,7 @@ async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
     let narrowed = server
         .call(
             Method::PATCH,
-            &support::key_path(&b_id),
+            &crate::support::key_path(&b_id),
             Some(&admin),
             Some(json!({"permissions": ["data.read"]})),
         )
@@ -314,7 +312,7 @@ async fn a_kept_alive_connection_answers_for_the_key_as_it_stands() {
     let (status, body) = connection.me(&soon).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(connection.me(&soon).await.0, 200);
-    support::sleep_past(
+    crate::support::sleep_past(
         &body["key"]["expires_at"],
         std::time::Duration::from_millis(100),
     )

@@ -2,12 +2,10 @@
 //! user. Each is reported by `/v0/keys/verify` and refused (401) as a credential, at
 //! once, even right after it was accepted (and cached).
 
-mod support;
-
+use crate::support::{assert_error, in_seconds, key_path, sleep_past, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
-use support::{assert_error, in_seconds, key_path, sleep_past, TestServer};
 
 /// Asserts that a key works now, so a cached verdict exists for it.
 async fn assert_works(server: &TestServer, verifier: &str, secret: &str) {
@@ -129,7 +127,9 @@ async fn a_deactivated_owner_loses_keys_and_sessions_at_once() {
             Method::POST,
             "/v0/auth/login",
             None,
-            Some(json!({"email": "leaver@example.com", "password": support::MEMBER_PASSWORD})),
+            Some(
+                json!({"email": "leaver@example.com", "password": crate::support::MEMBER_PASSWORD}),
+            ),
         )
         .await;
     assert_error(&login, StatusCode::UNAUTHORIZED, "Unauthorized");

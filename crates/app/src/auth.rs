@@ -1,0 +1,209 @@
+//! Logins, sessions and credentials: who a request is from.
+
+use crate::verifier::Verdict;
+use crate::{AppError, AppResult, Keyward, Origin};
+use keyward_core::audit::{Action, Actor, AuditEvent, Target};
+use keyward_core::{password, validate, Principal, User, VerifyCode};
+use keyward_store::Mutation;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// A credential as presented, before it is checked: borrowed from the request's headers
+/// (every authenticated request has one, so it is not copied), owned only when it had
+/// to be decoded (a key in the query string).
+pub enum Credential<'a> {
+    Session(Cow<'a, str>),
+    Key(Cow<'a, str>),
+    /// A key + secret pair (W3IPFS): the public half names the key, the secret proves it.
+    Pair {
+        public_id: Cow<'a, str>,
+        secret: Cow<'a, str>,
+    },
+}
+
+/// A session just opened.
+pub struct Session {
+    pub user: User,
+    pub token: String,
+    pub expires_at: OffsetDateTime,
+}
+
+const WRONG_LOGIN: &str = "wrong email or password";
+
+impl Keyward {
+    /// Checks an email and password and opens a session.
+    pub async fn login(&self, origin: Origin, email: &str, password: &str) -> AppResult<Session> {
+        let user = match validate::email(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        self.check_password(origin, email, user, password).await
+    }
+
+    /// Checks a username within a named tenant (Macrometa's `{tenant, username}` form).
+    pub async fn login_in_tenant(
+        &self,
+        origin: Origin,
+        tenant: &str,
+        username: &str,
+        password: &str,
+    ) -> AppResult<Session> {
+        let user = match self.store.tenant_by_name(tenant).await? {
+            Some(t) => self.store.user_by_username(t.id, username).await?,
+            None => None,
+        };
+        self.check_password(origin, username, user, password).await
+    }
+
+    async fn check_password(
+        &self,
+        origin: Origin,
+        tried: &str,
+        user: Option<User>,
+        password: &str,
+    ) -> AppResult<Session> {
+        let password = password.to_string();
+        let candidate = user.clone();
+        // Argon2 takes tens of milliseconds of CPU: keep it off the async workers. An
+        // unknown user costs the same time as a known one.
+        let matched = tokio::task::spawn_blocking(move || match candidate {
+            Some(user) => password::verify_password(&password, &user.password_hash),
+            None => {
+                password::burn_verification_time(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let user = match user {
+            Some(user) if matched && user.active => user,
+            refused => {
+                self.record_login(origin, tried, refused.as_ref(), false)
+                    .await?;
+                return Err(AppError::Unauthenticated(WRONG_LOGIN.into()));
+            }
+        };
+        self.record_login(origin, tried, Some(&user), true).await?;
+        let (token, expires_at) = self.sessions.issue(user.id, user.tenant_id, self.now());
+        Ok(Session {
+            user,
+            token,
+            expires_at,
+        })
+    }
+
+    /// Records a login attempt: the email or username tried, never the password.
+    async fn record_login(
+        &self,
+        origin: Origin,
+        tried: &str,
+        user: Option<&User>,
+        succeeded: bool,
+    ) -> AppResult<()> {
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "login".into(),
+            Value::String(tried.chars().take(200).collect()),
+        );
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7(),
+            time: self.now(),
+            tenant_id: user.map(|u| u.tenant_id),
+            actor: user.map_or(Actor::Anonymous, |u| Actor::User(u.id)),
+            door: Some(origin.door),
+            remote_ip: origin.remote_ip,
+            action: if succeeded {
+                Action::LoginSucceeded
+            } else {
+                Action::LoginFailed
+            },
+            target: user.map_or(Target::Nobody, |u| Target::User(u.id)),
+            changes: Default::default(),
+            details,
+            actor_user: user.map(|u| u.id),
+            target_owner: user.map(|u| u.id),
+        };
+        self.store.commit(Mutation::Nothing, &[event]).await?;
+        Ok(())
+    }
+
+    pub async fn authenticate(&self, credential: Credential<'_>) -> AppResult<Principal> {
+        match credential {
+            Credential::Session(token) => self.principal_from_session(&token).await,
+            Credential::Key(secret) => self.principal_from_key(&secret).await,
+            Credential::Pair { public_id, secret } => {
+                self.principal_from_pair(&public_id, &secret).await
+            }
+        }
+    }
+
+    async fn principal_from_session(&self, token: &str) -> AppResult<Principal> {
+        let claims = self.sessions.check(token).ok_or_else(|| {
+            AppError::Unauthenticated("the session token is invalid or expired".into())
+        })?;
+        let user = self
+            .store
+            .user(claims.tid, claims.sub)
+            .await?
+            .filter(|u| u.active)
+            .ok_or_else(|| {
+                AppError::Unauthenticated("the session's user is gone or disabled".into())
+            })?;
+        Ok(Principal {
+            user: Arc::new(user),
+            key: None,
+        })
+    }
+
+    async fn principal_from_key(&self, secret: &str) -> AppResult<Principal> {
+        principal_from_verdict(&self.verifier.verify(secret, None, None).await?)
+    }
+
+    /// Verifies a key for a credential, through the cache (the HTTP layer's memory of a
+    /// connection's last key uses the same verdicts).
+    pub async fn verify_credential(&self, secret: &str) -> AppResult<Verdict> {
+        Ok(self.verifier.verify(secret, None, None).await?)
+    }
+
+    /// Authenticates a key + secret pair: the secret must verify and belong to the key
+    /// the public half names. A secret that matches no key, or another key, gets one
+    /// message, so the answer does not tell which half was wrong.
+    async fn principal_from_pair(&self, public_id: &str, secret: &str) -> AppResult<Principal> {
+        const MISMATCH: &str = "the API key and secret do not match";
+        let verdict = self.verifier.verify(secret, None, None).await?;
+        let principal = match verdict.code {
+            VerifyCode::Malformed | VerifyCode::NotFound => {
+                return Err(AppError::Unauthenticated(MISMATCH.into()))
+            }
+            _ => principal_from_verdict(&verdict)?,
+        };
+        let named = principal.key.as_ref().and_then(|k| k.public_id.as_deref());
+        if named == Some(public_id) {
+            Ok(principal)
+        } else {
+            Err(AppError::Unauthenticated(MISMATCH.into()))
+        }
+    }
+}
+
+/// The principal a verified key authenticates, or why it cannot.
+pub fn principal_from_verdict(verdict: &Verdict) -> AppResult<Principal> {
+    verdict
+        .principal()
+        .ok_or_else(|| AppError::Unauthenticated(refusal_message(verdict.code).into()))
+}
+
+/// Why a key was refused, for a 401's message.
+pub fn refusal_message(code: VerifyCode) -> &'static str {
+    match code {
+        VerifyCode::Valid => "valid",
+        VerifyCode::Malformed => "the API key is malformed",
+        VerifyCode::NotFound => "the API key is not known",
+        VerifyCode::Expired => "the API key has expired",
+        VerifyCode::Revoked => "the API key has been revoked",
+        VerifyCode::Disabled => "the API key is disabled",
+        VerifyCode::InsufficientPermissions => "the API key lacks a required permission",
+    }
+}

@@ -1,0 +1,265 @@
+//! Users: create, read, list and change them (administrators), and see oneself.
+
+use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
+use keyward_core::audit::{note_change, Action, Changes, FieldChange, Target, HIDDEN};
+use keyward_core::principal::default_member_grants;
+use keyward_core::{
+    password, validate, Entity, Grants, Page, Paged, Principal, Role, TenantId, User, UserId,
+};
+use keyward_store::{Mutation, StoreError};
+
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub grants: Option<Grants>,
+}
+
+#[derive(Default)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub grants: Option<Grants>,
+}
+
+impl Keyward {
+    pub async fn create_user(&self, caller: &Caller, request: NewUser) -> AppResult<User> {
+        caller.require_admin()?;
+        let email = validate::email(&request.email)?;
+        validate::password(&request.password)?;
+        let username = match request.username {
+            Some(name) => validate::name("username", &name)?,
+            None => email.clone(),
+        };
+        let display_name = match request.display_name {
+            Some(name) => validate::name("display_name", &name)?,
+            None => username.clone(),
+        };
+        let grants = match request.role {
+            Role::Admin => Grants::all(),
+            Role::Member => request.grants.unwrap_or_else(default_member_grants),
+        };
+        let now = self.now();
+        let user = User {
+            id: UserId::generate(),
+            tenant_id: caller.tenant_id(),
+            seq: 0,
+            email,
+            username,
+            display_name,
+            password_hash: hash_password(request.password).await?,
+            role: request.role,
+            active: true,
+            grants,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = self.event(
+            caller,
+            Action::UserCreated,
+            Target::User(user.id),
+            Some(user.id),
+            creation_changes(&user),
+        );
+        let done = self
+            .store
+            .commit(Mutation::CreateUser(&user), &[event])
+            .await?;
+        Ok(User {
+            seq: done.seq.unwrap_or_default(),
+            ..user
+        })
+    }
+
+    pub async fn list_users(&self, caller: &Principal, page: Page) -> AppResult<Paged<User>> {
+        caller.require_admin()?;
+        Ok(self.store.list_users(caller.tenant_id(), page).await?)
+    }
+
+    /// A user of the caller's tenant: administrators see all, members themselves.
+    pub async fn get_user(&self, caller: &Principal, id: UserId) -> AppResult<User> {
+        if !caller.is_user(id) {
+            caller.require_admin()?;
+        }
+        self.user_in_tenant(caller.tenant_id(), id).await
+    }
+
+    /// A user by `seq`, with [`Keyward::get_user`]'s rules. A member learns nothing
+    /// about other numbers, not even whether they exist.
+    pub async fn user_by_seq(&self, caller: &Principal, seq: i64) -> AppResult<User> {
+        if caller.user.seq != seq {
+            caller.require_admin()?;
+        }
+        self.store
+            .user_by_seq(caller.tenant_id(), seq)
+            .await?
+            .ok_or(AppError::NotFound(Entity::User))
+    }
+
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        id: UserId,
+        patch: UserPatch,
+    ) -> AppResult<User> {
+        caller.require_admin()?;
+        let display_name = patch
+            .display_name
+            .map(|n| validate::name("display_name", &n))
+            .transpose()?;
+        let password_hash = match patch.password {
+            Some(password) => {
+                validate::password(&password)?;
+                Some(hash_password(password).await?)
+            }
+            None => None,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self.user_in_tenant(caller.tenant_id(), id).await?;
+            let mut user = before.clone();
+            if let Some(name) = &display_name {
+                user.display_name = name.clone();
+            }
+            if let Some(hash) = &password_hash {
+                user.password_hash = hash.clone();
+            }
+            if let Some(role) = patch.role {
+                user.role = role;
+            }
+            if let Some(active) = patch.active {
+                user.active = active;
+            }
+            if let Some(grants) = &patch.grants {
+                user.grants = grants.clone();
+            }
+            if caller.is_user(id) && (!user.active || user.role != Role::Admin) {
+                return Err(AppError::forbidden("you cannot demote or disable yourself"));
+            }
+            if user == before {
+                return Ok(user);
+            }
+            user.updated_at = self.next_update_time(before.updated_at);
+            let event = self.event(
+                caller,
+                user_action(&before, &user),
+                Target::User(user.id),
+                Some(user.id),
+                user_changes(&before, &user),
+            );
+            let change = Mutation::UpdateUser {
+                user: &user,
+                read_at: before.updated_at,
+            };
+            let result = self.store.commit(change, &[event]).await;
+            self.verifier.invalidate_owner(user.id);
+            match result {
+                Ok(_) => return Ok(user),
+                Err(StoreError::Stale) => tokio::task::yield_now().await,
+                Err(StoreError::NotFound) => return Err(AppError::NotFound(Entity::User)),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the user kept changing while it was being saved; try again".into(),
+        ))
+    }
+
+    pub(crate) async fn user_in_tenant(&self, tenant: TenantId, id: UserId) -> AppResult<User> {
+        self.store
+            .user(tenant, id)
+            .await?
+            .ok_or(AppError::NotFound(Entity::User))
+    }
+
+    /// The owner of a key, by name as the tenant knows them (a username).
+    pub async fn owner_of(
+        &self,
+        caller: &Principal,
+        key: &keyward_core::ApiKey,
+    ) -> AppResult<User> {
+        if caller.is_user(key.owner_id) {
+            return Ok(User::clone(&caller.user));
+        }
+        self.user_in_tenant(key.tenant_id, key.owner_id).await
+    }
+}
+
+fn user_action(before: &User, after: &User) -> Action {
+    if before.active && !after.active {
+        Action::UserDeactivated
+    } else if before.password_hash != after.password_hash {
+        Action::UserPasswordChanged
+    } else {
+        Action::UserUpdated
+    }
+}
+
+/// The fields that differ, as the log shows them: a password only as changed.
+fn user_changes(before: &User, after: &User) -> Changes {
+    let mut changes = Changes::new();
+    note_change(
+        &mut changes,
+        "display_name",
+        &before.display_name,
+        &after.display_name,
+    );
+    note_change(
+        &mut changes,
+        "role",
+        &before.role.as_str(),
+        &after.role.as_str(),
+    );
+    note_change(&mut changes, "active", &before.active, &after.active);
+    note_change(
+        &mut changes,
+        "permissions",
+        &before.grants.to_strings(),
+        &after.grants.to_strings(),
+    );
+    if before.password_hash != after.password_hash {
+        changes.insert(
+            "password".into(),
+            FieldChange {
+                from: HIDDEN.into(),
+                to: HIDDEN.into(),
+            },
+        );
+    }
+    changes
+}
+
+fn creation_changes(user: &User) -> Changes {
+    let mut changes = Changes::new();
+    let none: Option<&str> = None;
+    note_change(&mut changes, "email", &none, &Some(user.email.as_str()));
+    note_change(
+        &mut changes,
+        "username",
+        &none,
+        &Some(user.username.as_str()),
+    );
+    note_change(
+        &mut changes,
+        "display_name",
+        &none,
+        &Some(user.display_name.as_str()),
+    );
+    note_change(&mut changes, "role", &none, &Some(user.role.as_str()));
+    note_change(
+        &mut changes,
+        "permissions",
+        &None,
+        &Some(user.grants.to_strings()),
+    );
+    changes
+}
+
+pub(crate) async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || password::hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+}

@@ -1,0 +1,147 @@
+//! The native door's view of the audit log: `GET /v0/audit`, newest first, one page at
+//! a time behind an opaque cursor.
+
+use crate::auth::Auth;
+use crate::error::{ApiResult, Failure};
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use keyward_core::audit::{Action, AuditEvent, AuditFilter};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v0/audit", get(list_events))
+}
+
+/// Events per page unless the request says otherwise.
+const DEFAULT_LIMIT: u32 = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    action: Option<String>,
+    actor_id: Option<String>,
+    target_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditPageView<'a> {
+    events: &'a [AuditEvent],
+    next_cursor: Option<String>,
+}
+
+async fn list_events(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) =
+        q.map_err(|e| Failure::BadRequest(format!("invalid query string: {}", e.body_text())))?;
+    let filter = AuditFilter {
+        action: q.action.as_deref().map(action).transpose()?,
+        actor_id: q
+            .actor_id
+            .as_deref()
+            .map(|t| id(t, "actor_id"))
+            .transpose()?,
+        target_id: q
+            .target_id
+            .as_deref()
+            .map(|t| id(t, "target_id"))
+            .transpose()?,
+        since: q.since.as_deref().map(|t| time(t, "since")).transpose()?,
+        until: q.until.as_deref().map(|t| time(t, "until")).transpose()?,
+        involving: None,
+        before: q.cursor.as_deref().map(cursor_position).transpose()?,
+        limit: q
+            .limit
+            .as_deref()
+            .map(limit)
+            .transpose()?
+            .unwrap_or(DEFAULT_LIMIT),
+    };
+    let page = app.audit_events(&caller, filter).await?;
+    let view = AuditPageView {
+        events: &page.events,
+        next_cursor: page.next.map(cursor),
+    };
+    Ok(Json(view).into_response())
+}
+
+fn action(text: &str) -> Result<Action, Failure> {
+    Action::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        Failure::BadRequest(format!(
+            "action '{text}' is not an audit action: use one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
+fn id(text: &str, field: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(text).map_err(|_| Failure::BadRequest(format!("{field} must be a UUID")))
+}
+
+fn time(text: &str, field: &str) -> Result<OffsetDateTime, Failure> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        Failure::BadRequest(format!(
+            "{field} must be an RFC 3339 time, such as 2026-01-31T12:00:00Z"
+        ))
+    })
+}
+
+fn limit(text: &str) -> Result<u32, Failure> {
+    text.parse()
+        .ok()
+        .filter(|n| (1..=keyward_app::audit::MAX_PAGE).contains(n))
+        .ok_or_else(|| {
+            Failure::BadRequest(format!(
+                "limit must be a whole number from 1 to {}",
+                keyward_app::audit::MAX_PAGE
+            ))
+        })
+}
+
+/// The cursor is the position of the last event shown, in a form clients should not
+/// build themselves.
+fn cursor(position: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("audit:{position}"))
+}
+
+fn cursor_position(text: &str) -> Result<i64, Failure> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("audit:")?.parse().ok())
+        .filter(|position: &i64| *position > 0)
+        .ok_or_else(|| {
+            Failure::BadRequest(
+                "cursor is not one this server gave: pass next_cursor back unchanged".into(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_forgeries_are_refused() {
+        assert_eq!(cursor_position(&cursor(42)).unwrap(), 42);
+        for bad in ["", "!!", "YXVkaXQ6", "YXVkaXQ6LTE", "bm9wZTo0Mg"] {
+            assert!(cursor_position(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Keyward's HTTP suite, one binary (one link, one process start for all of it): every
+//! test starts the real server on a random loopback port over a store of its own.
+//! `KEYWARD_TEST_BACKEND=postgres` runs the same tests with PostgreSQL behind the server.
+
+mod support;
+
+mod audit;
+mod auth;
+mod bad_input;
+mod concurrency;
+mod keys;
+mod macrometa;
+mod nodes;
+mod octopus;
+mod permissions;
+mod refusals;
+mod secrets;
+mod seed_v0;
+mod smoke;
+mod tenants;
+mod w3ipfs;

@@ -1,0 +1,113 @@
+//! What a store can do, one trait per capability. [`Store`] is all of them: the SQLite
+//! and PostgreSQL stores implement each from the same SQL (`src/queries/<capability>.rs`).
+//! Every trait here reads, except [`WriteStore`] (every change of state, with its audit
+//! events) and [`UsageStore`] (batched counters, which are not changes of state).
+
+use crate::write::{Committed, Mutation};
+use crate::{ChangeFeed, KeyFilter, KeyUsage, SecretMatch, StoreResult};
+use async_trait::async_trait;
+use keyward_core::audit::{AuditEvent, AuditFilter, AuditPage};
+use keyward_core::{
+    ApiKey, Door, KeyId, Page, Paged, ResourceKind, SecretHash, Space, SpaceId, Tenant, TenantId,
+    User, UserId,
+};
+use time::OffsetDateTime;
+
+/// Tenants, their spaces and the names of the resources inside those.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn tenant_count(&self) -> StoreResult<u64>;
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    async fn list_spaces(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<Space>>;
+    async fn space_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<Space>>;
+    async fn space_by_name(&self, tenant: TenantId, name: &str) -> StoreResult<Option<Space>>;
+    /// The names of a space's resources of one kind, sorted.
+    async fn list_resources(&self, space: SpaceId, kind: ResourceKind) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>>;
+    /// Emails are unique across tenants, so an email alone finds its tenant at login.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, tenant: TenantId, username: &str)
+        -> StoreResult<Option<User>>;
+    async fn user_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<User>>;
+    async fn list_users(&self, tenant: TenantId, page: Page) -> StoreResult<Paged<User>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn key(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<ApiKey>>;
+    /// The unrevoked key with this name, of one owner or (with `None`) of the tenant.
+    async fn key_by_name(
+        &self,
+        tenant: TenantId,
+        owner: Option<UserId>,
+        name: &str,
+    ) -> StoreResult<Option<ApiKey>>;
+    async fn key_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<ApiKey>>;
+    /// The unrevoked key with this name made through one door, of any owner in the
+    /// tenant (Macrometa's keyids are unique per tenant).
+    async fn key_by_door_name(
+        &self,
+        tenant: TenantId,
+        door: Door,
+        name: &str,
+    ) -> StoreResult<Option<ApiKey>>;
+    async fn key_by_public_id(&self, public_id: &str) -> StoreResult<Option<ApiKey>>;
+    /// Newest first.
+    async fn list_keys(
+        &self,
+        tenant: TenantId,
+        filter: KeyFilter,
+        page: Page,
+    ) -> StoreResult<Paged<ApiKey>>;
+    /// The hot path's one read, on a cache miss.
+    async fn lookup_secret(&self, hash: &SecretHash) -> StoreResult<Option<SecretMatch>>;
+}
+
+/// Counters kept in memory on the hot path and written in batches.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds batched usage to the keys' counters and last-used times.
+    async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+}
+
+/// The audit log: read newest first, and pruned by retention only.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// A tenant's events (`None`: the events of no tenant, such as failed logins for
+    /// unknown emails) that pass the filter, newest first.
+    async fn audit_events(
+        &self,
+        tenant: Option<TenantId>,
+        filter: &AuditFilter,
+    ) -> StoreResult<AuditPage>;
+    /// Deletes the events older than `before`, the one way an event ever goes; answers
+    /// how many went.
+    async fn prune_audit(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
+/// The one write path.
+#[async_trait]
+pub trait WriteStore: Send + Sync {
+    /// Commits a change and the audit events that record it in one transaction: both,
+    /// or (on any error) neither. Nodes that cache what the change affects hear of it
+    /// once it commits.
+    async fn commit(&self, change: Mutation<'_>, events: &[AuditEvent]) -> StoreResult<Committed>;
+}
+
+#[async_trait]
+pub trait Store:
+    TenantStore + UserStore + KeyStore + UsageStore + AuditStore + WriteStore + 'static
+{
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Waits for in-flight statements and closes the connections.
+    async fn close(&self);
+    /// Follows the changes every node announces (changes of keys and of users). Fails
+    /// when the feed cannot be set up at all.
+    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed>;
+}

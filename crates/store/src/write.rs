@@ -1,0 +1,88 @@
+//! The one write path: every change of state the application makes is one [`Mutation`],
+//! committed with its audit events by [`crate::WriteStore::commit`].
+//!
+//! Changes of existing records are conditional: they name the `updated_at` they read,
+//! and a record changed since then answers [`crate::StoreError::Stale`] instead of
+//! being overwritten. The application reads again and redoes its change, so two
+//! concurrent edits of one key (two attributes added at once) both land.
+
+use keyward_core::{ApiKey, KeySecret, ResourceKind, Space, SpaceId, Tenant, User};
+use time::OffsetDateTime;
+
+/// A change of state, as the store applies it.
+#[derive(Clone, Copy, Debug)]
+pub enum Mutation<'a> {
+    /// No record changes: the events alone (a login attempt).
+    Nothing,
+    /// A tenant with its first space and first administrator.
+    CreateTenant {
+        tenant: &'a Tenant,
+        space: &'a Space,
+        admin: &'a User,
+    },
+    /// A space; `Committed::seq` is its number.
+    CreateSpace(&'a Space),
+    /// Records that a resource exists in a space. If it was already recorded nothing
+    /// changes, the events are not written, and `Committed::applied` is false.
+    DeclareResource {
+        space: SpaceId,
+        kind: ResourceKind,
+        name: &'a str,
+        at: OffsetDateTime,
+    },
+    /// A user; `Committed::seq` is their number.
+    CreateUser(&'a User),
+    /// Saves a user's mutable fields if their `updated_at` is still `read_at`.
+    UpdateUser {
+        user: &'a User,
+        read_at: OffsetDateTime,
+    },
+    /// A key with its first secret, durably; `Committed::seq` is its number.
+    CreateKey {
+        key: &'a ApiKey,
+        secret: &'a KeySecret,
+    },
+    /// Many keys with their first secrets, all or none (bulk imports and load tests,
+    /// where a commit per key would be the bottleneck).
+    ImportKeys(&'a [(ApiKey, KeySecret)]),
+    /// Saves a key's mutable fields (name, grants, metadata, state, expiry, start) if its
+    /// `updated_at` is still `read_at`.
+    UpdateKey {
+        key: &'a ApiKey,
+        read_at: OffsetDateTime,
+    },
+    /// Saves `key` (its new visible start), adds `secret`, and makes every older secret
+    /// stop working at `old_until` (dropping those already past), if the key's
+    /// `updated_at` is still `read_at`.
+    RotateKey {
+        key: &'a ApiKey,
+        secret: &'a KeySecret,
+        old_until: OffsetDateTime,
+        read_at: OffsetDateTime,
+    },
+}
+
+/// What a commit made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The number the store gave a created key, user or space.
+    pub seq: Option<i64>,
+    /// False only when there was nothing to change (a resource already declared).
+    pub applied: bool,
+}
+
+impl Committed {
+    pub(crate) fn done() -> Committed {
+        Committed {
+            seq: None,
+            applied: true,
+        }
+    }
+
+    pub(crate) fn created(seq: i64) -> Committed {
+        Committed {
+            seq: Some(seq),
+            applied: true,
+        }
+    }
+}
