@@ -9,14 +9,15 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); its user must be allowed to create
 //! and drop databases.
 
+use keyward_core::audit::{Action, Actor, AuditEvent, AuditFilter, FieldChange, Target};
 use keyward_core::{
     ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, ResourceKind,
     Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
 use keyward_store::testing::UnauditedWrites;
 use keyward_store::{
-    Change, ChangeEvent, ChangeFeed, Constraint, DynStore, KeyFilter, KeyUsage, PostgresStore,
-    SqliteStore, StoreError, StoreResult,
+    Change, ChangeEvent, ChangeFeed, Constraint, DynStore, KeyFilter, KeyUsage, Mutation,
+    PostgresStore, SqliteStore, StoreError, StoreResult,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -194,6 +195,11 @@ on_every_backend!(
     resources_are_registered_once_per_space_and_kind,
     macrometa_keyids_are_unique_per_tenant_among_live_keys,
     key_and_owner_changes_are_announced_on_commit,
+    a_change_and_its_events_commit_together_or_not_at_all,
+    a_change_of_a_record_changed_since_it_was_read_is_stale,
+    declaring_a_known_resource_changes_and_records_nothing,
+    audit_events_filter_page_and_stay_in_their_tenant,
+    old_audit_events_are_pruned,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2043,4 +2049,303 @@ async fn key_and_owner_changes_are_announced_on_commit(store: DynStore) {
         next_change(&mut feed).await,
         ChangeEvent::Changed(Change::Key(k2.id))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The one write path and the audit log
+// ---------------------------------------------------------------------------------------
+
+fn event(tenant: TenantId, action: Action, target: Target, at: OffsetDateTime) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        time: at,
+        tenant_id: Some(tenant),
+        actor: Actor::System,
+        door: Some(Door::Native),
+        remote_ip: Some("192.0.2.7".parse().unwrap()),
+        action,
+        target,
+        changes: Default::default(),
+        details: Default::default(),
+        actor_user: None,
+        target_owner: None,
+    }
+}
+
+fn page_filter(limit: u32) -> AuditFilter {
+    AuditFilter {
+        limit,
+        ..AuditFilter::default()
+    }
+}
+
+async fn events_of(store: &DynStore, tenant: TenantId, filter: &AuditFilter) -> Vec<AuditEvent> {
+    store
+        .audit_events(Some(tenant), filter)
+        .await
+        .expect("read the audit log")
+        .events
+}
+
+async fn a_change_and_its_events_commit_together_or_not_at_all(store: DynStore) {
+    let (t, admin) = tenant(&store, "acme").await;
+    let new = new_key(&admin, "k", Door::Native, KeyShape::Native);
+    let mut created = event(t.id, Action::KeyCreated, Target::Key(new.key.id), now());
+    created.changes.insert(
+        "name".into(),
+        FieldChange {
+            from: serde_json::Value::Null,
+            to: "k".into(),
+        },
+    );
+    let done = store
+        .commit(
+            Mutation::CreateKey {
+                key: &new.key,
+                secret: &new.stored,
+            },
+            std::slice::from_ref(&created),
+        )
+        .await
+        .expect("commit");
+    assert!(done.applied && done.seq.is_some());
+    assert_eq!(
+        events_of(&store, t.id, &page_filter(10)).await,
+        [created.clone()]
+    );
+
+    // An event that cannot be written (its id is taken) takes its change down with it.
+    let second = new_key(&admin, "second", Door::Native, KeyShape::Native);
+    let clash = AuditEvent {
+        target: Target::Key(second.key.id),
+        ..created.clone()
+    };
+    let refused = store
+        .commit(
+            Mutation::CreateKey {
+                key: &second.key,
+                secret: &second.stored,
+            },
+            &[clash],
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(store.key(t.id, second.key.id).await.unwrap().is_none());
+    // And a change that cannot be made writes no event.
+    let dup = new_key(&admin, "k", Door::Native, KeyShape::Native);
+    let dup_event = event(t.id, Action::KeyCreated, Target::Key(dup.key.id), now());
+    assert_conflict(
+        store
+            .commit(
+                Mutation::CreateKey {
+                    key: &dup.key,
+                    secret: &dup.stored,
+                },
+                &[dup_event],
+            )
+            .await,
+        Constraint::KeyName,
+    );
+    assert_eq!(events_of(&store, t.id, &page_filter(10)).await.len(), 1);
+}
+
+async fn a_change_of_a_record_changed_since_it_was_read_is_stale(store: DynStore) {
+    let (t, admin) = tenant(&store, "acme").await;
+    let (k, _) = key(&store, &admin, "k").await;
+    let first = ApiKey {
+        name: "first".into(),
+        updated_at: k.updated_at + Duration::microseconds(1),
+        ..k.clone()
+    };
+    store
+        .commit(
+            Mutation::UpdateKey {
+                key: &first,
+                read_at: k.updated_at,
+            },
+            &[],
+        )
+        .await
+        .expect("the first writer wins");
+    let second = ApiKey {
+        name: "second".into(),
+        updated_at: k.updated_at + Duration::microseconds(2),
+        ..k.clone()
+    };
+    let late = event(t.id, Action::KeyUpdated, Target::Key(k.id), now());
+    match store
+        .commit(
+            Mutation::UpdateKey {
+                key: &second,
+                read_at: k.updated_at,
+            },
+            &[late],
+        )
+        .await
+    {
+        Err(StoreError::Stale) => {}
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_eq!(read_key(&store, &k).await.name, "first");
+    assert!(events_of(&store, t.id, &page_filter(10)).await.is_empty());
+    let gone = ApiKey {
+        id: KeyId::generate(),
+        ..k.clone()
+    };
+    assert_not_found(
+        store
+            .commit(
+                Mutation::UpdateKey {
+                    key: &gone,
+                    read_at: k.updated_at,
+                },
+                &[],
+            )
+            .await,
+    );
+    let jo = user(&store, t.id, "jo").await;
+    let renamed = User {
+        display_name: "Jo".into(),
+        ..jo.clone()
+    };
+    let stale_read = jo.updated_at - Duration::seconds(1);
+    match store
+        .commit(
+            Mutation::UpdateUser {
+                user: &renamed,
+                read_at: stale_read,
+            },
+            &[],
+        )
+        .await
+    {
+        Err(StoreError::Stale) => {}
+        other => panic!("expected Stale for a user, got {other:?}"),
+    }
+}
+
+async fn declaring_a_known_resource_changes_and_records_nothing(store: DynStore) {
+    let (t, _) = tenant(&store, "acme").await;
+    let space = store
+        .space_by_name(t.id, "Default")
+        .await
+        .unwrap()
+        .expect("the tenant's space");
+    let declare = || Mutation::DeclareResource {
+        space: space.id,
+        kind: ResourceKind::Collection,
+        name: "orders",
+        at: now(),
+    };
+    let recorded = event(
+        t.id,
+        Action::ResourceDeclared,
+        Target::Space(space.id),
+        now(),
+    );
+    let first = store
+        .commit(declare(), std::slice::from_ref(&recorded))
+        .await
+        .unwrap();
+    assert!(first.applied);
+    let again = AuditEvent {
+        id: uuid::Uuid::now_v7(),
+        ..recorded
+    };
+    let second = store.commit(declare(), &[again]).await.unwrap();
+    assert!(!second.applied);
+    assert_eq!(events_of(&store, t.id, &page_filter(10)).await.len(), 1);
+}
+
+async fn audit_events_filter_page_and_stay_in_their_tenant(store: DynStore) {
+    let (acme, admin) = tenant(&store, "acme").await;
+    let (globex, _) = tenant(&store, "globex").await;
+    let jo = user(&store, acme.id, "jo").await;
+    let (k, _) = key(&store, &admin, "k").await;
+    let base = now() - Duration::hours(1);
+    let mut written = Vec::new();
+    for i in 0..6 {
+        let mut e = event(
+            acme.id,
+            Action::KeyUpdated,
+            Target::Key(k.id),
+            base + Duration::minutes(i),
+        );
+        if i % 3 == 0 {
+            e.action = Action::LoginSucceeded;
+            e.actor = Actor::User(jo.id);
+            e.actor_user = Some(jo.id);
+            e.target = Target::User(jo.id);
+        }
+        written.push(e);
+    }
+    store.commit(Mutation::Nothing, &written).await.unwrap();
+    let elsewhere = event(globex.id, Action::KeyUpdated, Target::Key(k.id), base);
+    store.commit(Mutation::Nothing, &[elsewhere]).await.unwrap();
+
+    let all = events_of(&store, acme.id, &page_filter(100)).await;
+    let mut newest_first = written.clone();
+    newest_first.reverse();
+    assert_eq!(all, newest_first, "newest first, and only the tenant's");
+
+    let logins = AuditFilter {
+        action: Some(Action::LoginSucceeded),
+        ..page_filter(100)
+    };
+    assert_eq!(events_of(&store, acme.id, &logins).await.len(), 2);
+    let by_jo = AuditFilter {
+        involving: Some(jo.id),
+        ..page_filter(100)
+    };
+    assert_eq!(events_of(&store, acme.id, &by_jo).await.len(), 2);
+    let window = AuditFilter {
+        since: Some(base + Duration::minutes(1)),
+        until: Some(base + Duration::minutes(3)),
+        ..page_filter(100)
+    };
+    assert_eq!(
+        events_of(&store, acme.id, &window).await,
+        [written[2].clone(), written[1].clone()]
+    );
+    let about = AuditFilter {
+        target_id: Some(jo.id.0),
+        ..page_filter(100)
+    };
+    assert_eq!(events_of(&store, acme.id, &about).await.len(), 2);
+
+    // Pages of 4 then 2, joined by the cursor.
+    let first = store
+        .audit_events(Some(acme.id), &page_filter(4))
+        .await
+        .unwrap();
+    assert_eq!(first.events, newest_first[..4]);
+    let next = AuditFilter {
+        before: first.next,
+        ..page_filter(4)
+    };
+    let second = store.audit_events(Some(acme.id), &next).await.unwrap();
+    assert_eq!(second.events, newest_first[4..]);
+    assert_eq!(second.next, None);
+}
+
+async fn old_audit_events_are_pruned(store: DynStore) {
+    let (t, admin) = tenant(&store, "acme").await;
+    let (k, _) = key(&store, &admin, "k").await;
+    let old = event(
+        t.id,
+        Action::KeyUpdated,
+        Target::Key(k.id),
+        now() - Duration::days(400),
+    );
+    let recent = event(t.id, Action::KeyUpdated, Target::Key(k.id), now());
+    store
+        .commit(Mutation::Nothing, &[old, recent.clone()])
+        .await
+        .unwrap();
+    let pruned = store
+        .prune_audit(now() - Duration::days(365))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(events_of(&store, t.id, &page_filter(10)).await, [recent]);
 }
