@@ -21,36 +21,48 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::IpAddr;
 
-tokio::task_local! {
-    static REMEMBERED: RefCell<Option<Recall>>;
+/// What a connection keeps for its requests.
+struct Memory {
+    /// The last key verified on this connection, while it stands.
+    remembered: RefCell<Option<Recall>>,
     /// The address of the connection's peer, for the audit log.
-    static PEER: Option<IpAddr>;
+    peer: Option<IpAddr>,
+}
+
+tokio::task_local! {
+    // One task-local, not one per field: each is a future wrapped around the
+    // connection, and scripts/bench --instructions counts from its poll.
+    static MEMORY: Memory;
 }
 
 /// Runs one connection's future with a memory of its own.
 pub fn scope<F: Future>(connection: F) -> impl Future<Output = F::Output> {
-    REMEMBERED.scope(RefCell::new(None), connection)
+    scope_with_peer(None, connection)
 }
 
-/// Runs one connection's future knowing its peer's address.
+/// Runs one connection's future with a memory of its own, knowing its peer's address.
 pub fn scope_with_peer<F: Future>(
     peer: Option<IpAddr>,
     connection: F,
 ) -> impl Future<Output = F::Output> {
-    PEER.scope(peer, scope(connection))
+    let memory = Memory {
+        remembered: RefCell::new(None),
+        peer,
+    };
+    MEMORY.scope(memory, connection)
 }
 
 /// The address of the connection the current request came on, if known.
 pub fn peer_ip() -> Option<IpAddr> {
-    PEER.try_with(|peer| *peer).ok().flatten()
+    MEMORY.try_with(|memory| memory.peer).ok().flatten()
 }
 
 /// The verdict for `credential` (an `Authorization` header's bytes) from this
 /// connection's memory, if it holds that credential and it still stands.
 pub fn recall(verifier: &Verifier, credential: &[u8]) -> Option<Verdict> {
-    REMEMBERED
-        .try_with(|remembered| {
-            let remembered = remembered.borrow();
+    MEMORY
+        .try_with(|memory| {
+            let remembered = memory.remembered.borrow();
             verifier.recall(remembered.as_ref()?, credential)
         })
         .ok()
@@ -60,8 +72,8 @@ pub fn recall(verifier: &Verifier, credential: &[u8]) -> Option<Verdict> {
 /// Remembers the verdict a full verification gave for `credential`, verified at
 /// `generation`; anything not worth remembering (a refusal) clears the memory.
 pub fn remember(verifier: &Verifier, credential: &str, verdict: &Verdict, generation: u64) {
-    let _outside_a_connection = REMEMBERED.try_with(|remembered| {
-        *remembered.borrow_mut() = verifier.remember(credential, verdict, generation);
+    let _outside_a_connection = MEMORY.try_with(|memory| {
+        *memory.remembered.borrow_mut() = verifier.remember(credential, verdict, generation);
     });
 }
 
