@@ -207,3 +207,24 @@ pub fn refusal_message(code: VerifyCode) -> &'static str {
         VerifyCode::InsufficientPermissions => "the API key lacks a required permission",
     }
 }
+
+impl Keyward {
+    /// Checks a credential presented to the caller (Macrometa's `key/validate`): whose
+    /// it is, if it is valid in the caller's tenant. Anyone may check their own; checking
+    /// another's takes `keyward.keys.verify`. A credential of another tenant is as
+    /// invalid as an unknown one.
+    pub async fn validate_credential(
+        &self,
+        caller: &Principal,
+        presented: Credential<'_>,
+    ) -> AppResult<Principal> {
+        let principal = self.authenticate(presented).await?;
+        if principal.tenant_id() != caller.tenant_id() {
+            return Err(AppError::Unauthenticated("the API key is not known".into()));
+        }
+        if !caller.is_user(principal.user.id) {
+            caller.require(&keyward_core::principal::KEYS_VERIFY)?;
+        }
+        Ok(principal)
+    }
+}

@@ -1,11 +1,11 @@
 //! The native door's view of the audit log: `GET /v0/audit`, newest first, one page at
 //! a time behind an opaque cursor.
 
-use crate::auth::Auth;
+use crate::door::{Authed, QueryOf};
 use crate::error::{ApiResult, Failure};
+use crate::native::Native;
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,11 +43,9 @@ struct AuditPageView<'a> {
 
 async fn list_events(
     State(app): State<AppState>,
-    Auth(caller): Auth,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    Authed(caller, _): Authed<Native>,
+    QueryOf(q, _): QueryOf<Native, AuditQuery>,
 ) -> ApiResult<Response> {
-    let Query(q) =
-        q.map_err(|e| Failure::BadRequest(format!("invalid query string: {}", e.body_text())))?;
     let filter = AuditFilter {
         action: q.action.as_deref().map(action).transpose()?,
         actor_id: q

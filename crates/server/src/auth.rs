@@ -8,11 +8,8 @@
 //! reads its key + secret pair ([`pair_from_headers`]) before anything else.
 
 use crate::connection;
-use crate::error::{ApiError, Failure};
-use crate::AppState;
-use axum::extract::FromRequestParts;
+use crate::error::Failure;
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use keyward_app::auth::principal_from_verdict;
 use keyward_app::sessions::looks_like_jwt;
@@ -189,25 +186,6 @@ pub fn origin(door: Door) -> Origin {
     Origin {
         door,
         remote_ip: connection::peer_ip(),
-    }
-}
-
-/// An authenticated caller of the native API.
-pub struct Auth(pub Caller);
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = caller(state, &parts.headers).await?.ok_or_else(|| {
-            Failure::Unauthorized(
-                "authentication required: send Authorization: Bearer <token or API key>".into(),
-            )
-        })?;
-        Ok(Auth(through(Door::Native, principal)))
     }
 }
 

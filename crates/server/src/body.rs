@@ -3,8 +3,6 @@
 
 use crate::error::Failure;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{FromRequest, Request};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// The largest body any endpoint accepts.
@@ -63,18 +61,5 @@ async fn next_data(body: &mut Body) -> Result<Option<Bytes>, Failure> {
             }
             return Ok(Some(data));
         }
-    }
-}
-
-/// A JSON body for the native door; dialects use [`read_body`] and [`parse_json`] and
-/// render failures in their own shape.
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = crate::error::ApiError;
-
-    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request.into_body()).await?;
-        Ok(JsonBody(parse_json(&bytes)?))
     }
 }

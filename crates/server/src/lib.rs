@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod config;
 pub mod connection;
 pub mod dialects;
+pub mod door;
 pub mod error;
 pub mod native;
 pub mod server;

@@ -1,12 +1,11 @@
 //! The native door: `/v0/...` and the health endpoints.
 
-use crate::auth::{origin, Auth};
-use crate::body::JsonBody;
-use crate::error::{ApiResult, Failure};
+use crate::auth::origin;
+use crate::door::{Authed, Body, DoorShape, Params, QueryOf};
+use crate::error::{ApiError, ApiResult, Failure};
 use crate::views::{KeyView, PageView, UserView};
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,12 +13,21 @@ use axum::{Json, Router};
 use keyward_app::{KeyPatch, NewKey, NewUser, UserPatch};
 use keyward_core::{validate, ApiKey, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
 use keyward_store::KeyFilter;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::time::Duration;
 use time::OffsetDateTime;
+
+/// The native door, for the shared extractors.
+pub struct Native;
+
+impl DoorShape for Native {
+    const DOOR: Door = Door::Native;
+    type Error = ApiError;
+    const NO_CREDENTIAL: &'static str =
+        "authentication required: send Authorization: Bearer <token or API key>";
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -56,12 +64,6 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 // ---- Request parsing helpers ----
-
-/// Query strings with a clear 400 instead of axum's plain-text rejection.
-fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, Failure> {
-    q.map(|Query(t)| t)
-        .map_err(|e| Failure::BadRequest(format!("invalid query string: {}", e.body_text())))
-}
 
 fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Failure> {
     text.parse()
@@ -131,7 +133,7 @@ struct LoginRequest {
 
 async fn login(
     State(app): State<AppState>,
-    JsonBody(req): JsonBody<LoginRequest>,
+    Body(req, _): Body<Native, LoginRequest>,
 ) -> ApiResult<Json<Value>> {
     let session = app
         .login(origin(Door::Native), &req.email, &req.password)
@@ -159,20 +161,20 @@ struct TenantView<'a> {
     name: &'a str,
 }
 
-async fn me(State(app): State<AppState>, Auth(principal): Auth) -> ApiResult<Response> {
-    let tenant = app.tenant(principal.tenant_id()).await?;
+async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> ApiResult<Response> {
+    let tenant = app.tenant(caller.tenant_id()).await?;
     let me = MeView {
-        user: UserView::of(&principal.user),
+        user: UserView::of(&caller.user),
         tenant: tenant.as_deref().map(|t| TenantView {
             id: t.id,
             name: &t.name,
         }),
-        via: if principal.key.is_some() {
+        via: if caller.key.is_some() {
             "api_key"
         } else {
             "session"
         },
-        key: principal.key.as_deref().map(KeyView::of),
+        key: caller.key.as_deref().map(KeyView::of),
     };
     Ok(Json(&me).into_response())
 }
@@ -199,8 +201,8 @@ fn role(text: &str) -> Result<Role, Failure> {
 
 async fn create_user(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    JsonBody(req): JsonBody<CreateUserRequest>,
+    Authed(caller, _): Authed<Native>,
+    Body(req, _): Body<Native, CreateUserRequest>,
 ) -> ApiResult<Response> {
     let request = NewUser {
         email: req.email,
@@ -215,27 +217,27 @@ async fn create_user(
             .unwrap_or(Role::Member),
         grants: grants(req.permissions)?,
     };
-    let user = app.create_user(&principal, request).await?;
+    let user = app.create_user(&caller, request).await?;
     Ok((StatusCode::CREATED, Json(UserView::of(&user))).into_response())
 }
 
 async fn list_users(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    Authed(caller, _): Authed<Native>,
+    QueryOf(q, _): QueryOf<Native, PageQuery>,
 ) -> ApiResult<Response> {
-    let page = query(q)?.page();
-    let users = app.list_users(&principal, page).await?;
+    let page = q.page();
+    let users = app.list_users(&caller, page).await?;
     Ok(Json(page_view(&users, page, UserView::of)).into_response())
 }
 
 async fn get_user(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
 ) -> ApiResult<Response> {
     let user = app
-        .get_user(&principal, parse_id::<UserId>(&id, "user")?)
+        .get_user(&caller, parse_id::<UserId>(&id, "user")?)
         .await?;
     Ok(Json(UserView::of(&user)).into_response())
 }
@@ -252,9 +254,9 @@ struct UpdateUserRequest {
 
 async fn update_user(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
-    JsonBody(req): JsonBody<UpdateUserRequest>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
+    Body(req, _): Body<Native, UpdateUserRequest>,
 ) -> ApiResult<Response> {
     let patch = UserPatch {
         display_name: req.display_name,
@@ -264,7 +266,7 @@ async fn update_user(
         grants: grants(req.permissions)?,
     };
     let user = app
-        .update_user(&principal, parse_id(&id, "user")?, patch)
+        .update_user(&caller, parse_id(&id, "user")?, patch)
         .await?;
     Ok(Json(UserView::of(&user)).into_response())
 }
@@ -284,8 +286,8 @@ struct CreateKeyRequest {
 
 async fn create_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    JsonBody(req): JsonBody<CreateKeyRequest>,
+    Authed(caller, _): Authed<Native>,
+    Body(req, _): Body<Native, CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let request = NewKey {
         name: req.name,
@@ -296,7 +298,7 @@ async fn create_key(
         door: Door::Native,
         shape: KeyShape::Native,
     };
-    let issued = app.create_key(&principal, request).await?;
+    let issued = app.create_key(&caller, request).await?;
     let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
     body["api_key"] = Value::String(issued.secret.expose().to_string());
     Ok((StatusCode::CREATED, Json(body)))
@@ -313,27 +315,26 @@ struct ListKeysQuery {
 
 async fn list_keys(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    q: Result<Query<ListKeysQuery>, QueryRejection>,
+    Authed(caller, _): Authed<Native>,
+    QueryOf(q, _): QueryOf<Native, ListKeysQuery>,
 ) -> ApiResult<Response> {
-    let q = query(q)?;
     let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
     let filter = KeyFilter {
         owner: q.owner_id,
         door: None,
         include_revoked: q.include_revoked.unwrap_or(false),
     };
-    let keys = app.list_keys(&principal, filter, page).await?;
+    let keys = app.list_keys(&caller, filter, page).await?;
     Ok(Json(page_view(&keys, page, KeyView::of)).into_response())
 }
 
 async fn get_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
 ) -> ApiResult<Response> {
     let key = app
-        .get_key(&principal, parse_id::<KeyId>(&id, "key")?, false)
+        .get_key(&caller, parse_id::<KeyId>(&id, "key")?, false)
         .await?;
     Ok(Json(KeyView::of(&key)).into_response())
 }
@@ -358,9 +359,9 @@ struct UpdateKeyRequest {
 
 async fn update_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
-    JsonBody(req): JsonBody<UpdateKeyRequest>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
+    Body(req, _): Body<Native, UpdateKeyRequest>,
 ) -> ApiResult<Response> {
     let patch = KeyPatch {
         name: req.name,
@@ -370,17 +371,17 @@ async fn update_key(
         enabled: req.enabled,
     };
     let key = app
-        .update_key(&principal, parse_id(&id, "key")?, patch)
+        .update_key(&caller, parse_id(&id, "key")?, patch)
         .await?;
     Ok(Json(KeyView::of(&key)).into_response())
 }
 
 async fn revoke_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
 ) -> ApiResult<Response> {
-    let key = app.revoke_key(&principal, parse_id(&id, "key")?).await?;
+    let key = app.revoke_key(&caller, parse_id(&id, "key")?).await?;
     Ok(Json(KeyView::of(&key)).into_response())
 }
 
@@ -392,8 +393,8 @@ struct RotateRequest {
 
 async fn rotate_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
-    Path(id): Path<String>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
     request: axum::extract::Request,
 ) -> ApiResult<Json<Value>> {
     // The body is optional: an empty one means "no grace period". Read through
@@ -406,7 +407,7 @@ async fn rotate_key(
     };
     let grace = Duration::from_secs(req.grace_seconds.unwrap_or(0));
     let (issued, old_until) = app
-        .rotate_key(&principal, parse_id(&id, "key")?, grace)
+        .rotate_key(&caller, parse_id(&id, "key")?, grace)
         .await?;
     let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
     body["api_key"] = Value::String(issued.secret.expose().to_string());
@@ -515,7 +516,7 @@ impl VerifyAnswer<'_> {
 
 async fn verify_key(
     State(app): State<AppState>,
-    Auth(principal): Auth,
+    Authed(caller, _): Authed<Native>,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     let body = crate::body::read_body(body).await?;
@@ -529,7 +530,7 @@ async fn verify_key(
             Some(keyward_core::Query::all_of(list).map_err(|e| in_permissions(e.into()))?)
         }
     };
-    let verdict = app.verify_key(&principal, &req.key, query.as_ref()).await?;
+    let verdict = app.verify_key(&caller, &req.key, query.as_ref()).await?;
     let body = match verdict.matched() {
         // A valid answer depends on the cached key alone: rendered once per entry.
         Some(matched) if verdict.code.is_valid() => matched

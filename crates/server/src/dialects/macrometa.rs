@@ -7,38 +7,63 @@
 //! `fabric/<f>`, `fabric/<f>/collection/<c>`, `fabric/<f>/stream/<s>` and `billing`,
 //! where a name of `*` is the default; attributes are the key's metadata.
 
-use crate::auth::{caller, origin, through};
-use crate::body::{parse_json, read_body};
+use crate::auth::origin;
+use crate::door::{Authed, Body, DoorShape, Params, QueryOf};
 use crate::error::Failure;
 use crate::AppState;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
 use keyward_app::keys::Removal;
 use keyward_app::spaces::{space_path, SYSTEM_SPACE};
-use keyward_app::{Caller, Entity, Field, NewKey};
+use keyward_app::{Caller, Credential, Entity, Field, NewKey};
 use keyward_core::{
     AccessLevel, ApiKey, Door, KeyShape, Metadata, Page, ResourceKind, ResourcePath, Space, User,
     UserId,
 };
 use keyward_store::KeyFilter;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let router = Router::new()
         .route("/_open/auth", vendor(post(login)))
-        .route("/_api/user", vendor(get(current_user)))
-        .route("/_api/key", vendor(get(list_keys).post(create_key)))
-        .route("/_api/key/{k}", vendor(get(get_key).delete(remove_key)))
-        .route("/_api/key/{k}/database", vendor(get(list_fabric_levels)))
+        .route("/_api/user", vendor(get(current_user)));
+    // pyC8 and the REST samples call `/_api/key...`; jsc8 puts its client's fabric in
+    // front of every path. Keys belong to the tenant, not to a fabric (a level names
+    // its fabric itself), so both forms reach the same handlers.
+    let router = key_routes(router, "");
+    let router = key_routes(router, "/_fabric/{f}");
+    let router = fabric_routes(router, "/_fabric/{f}/_api");
+    // jsc8 lists collections and fabrics without `_api`.
+    let router = fabric_routes(router, "/_fabric/{f}");
+    router
         .route(
-            "/_api/key/{k}/database/{f}",
+            "/_fabric/{f}/_api/database/{name}",
+            vendor(axum::routing::delete(drop_fabric)),
+        )
+        .route(
+            "/_fabric/{f}/database/{name}",
+            vendor(axum::routing::delete(drop_fabric)),
+        )
+        .route("/_open/{*rest}", any(unknown_path))
+        .route("/_api/{*rest}", any(unknown_path))
+        .route("/_fabric/{f}/{*rest}", any(unknown_path))
+}
+
+/// The key, level and attribute routes under `prefix`.
+fn key_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
+    let at = |path: &str| format!("{prefix}/_api/key{path}");
+    router
+        .route(&at(""), vendor(get(list_keys).post(create_key)))
+        .route(&at("/validate"), vendor(post(validate_key)))
+        .route(&at("/{k}"), vendor(get(get_key).delete(remove_key)))
+        .route(&at("/{k}/database"), vendor(get(list_fabric_levels)))
+        .route(
+            &at("/{k}/database/{db}"),
             vendor(
                 get(get_fabric_level)
                     .put(set_fabric_level)
@@ -46,11 +71,11 @@ pub fn routes() -> Router<AppState> {
             ),
         )
         .route(
-            "/_api/key/{k}/database/{f}/{kind}",
+            &at("/{k}/database/{db}/{kind}"),
             vendor(get(list_resource_levels)),
         )
         .route(
-            "/_api/key/{k}/database/{f}/{kind}/{name}",
+            &at("/{k}/database/{db}/{kind}/{name}"),
             vendor(
                 get(get_resource_level)
                     .put(set_resource_level)
@@ -58,36 +83,40 @@ pub fn routes() -> Router<AppState> {
             ),
         )
         .route(
-            "/_api/key/{k}/billing",
+            &at("/{k}/billing"),
             vendor(get(get_billing).put(set_billing).delete(clear_billing)),
         )
         .route(
-            "/_api/key/{k}/attributes",
+            &at("/{k}/attributes"),
             vendor(get(get_attributes).put(update_attributes)),
         )
         .route(
-            "/_api/key/{k}/attributes/{name}",
+            &at("/{k}/attributes/{name}"),
             vendor(axum::routing::delete(remove_attribute)),
         )
+}
+
+/// The fabric and collection listings under `prefix` (`/_fabric/{f}` or with `/_api`).
+fn fabric_routes(router: Router<AppState>, prefix: &str) -> Router<AppState> {
+    let database = if prefix.ends_with("/_api") {
+        get(list_fabrics).post(create_fabric)
+    } else {
+        get(list_fabrics)
+    };
+    router
+        .route(&format!("{prefix}/database"), vendor(database))
         .route(
-            "/_fabric/{f}/_api/database",
-            vendor(get(list_fabrics).post(create_fabric)),
-        )
-        .route(
-            "/_fabric/{f}/_api/database/user",
+            &format!("{prefix}/database/user"),
             vendor(get(fabric_details)),
         )
         .route(
-            "/_fabric/{f}/_api/database/current",
+            &format!("{prefix}/database/current"),
             vendor(get(current_fabric)),
         )
         .route(
-            "/_fabric/{f}/_api/collection",
+            &format!("{prefix}/collection"),
             vendor(get(list_collections)),
         )
-        .route("/_open/{*rest}", any(unknown_path))
-        .route("/_api/{*rest}", any(unknown_path))
-        .route("/_fabric/{f}/{*rest}", any(unknown_path))
 }
 
 /// A wrong method on a Macrometa path answers in Macrometa's shape, not the native one.
@@ -185,47 +214,51 @@ fn accepted() -> Response {
     success(StatusCode::ACCEPTED, json!({}))
 }
 
-// ---- Extractors with Macrometa-shaped rejections ----
+// ---- The door, for the shared extractors ----
 
-/// The authenticated caller: `Authorization: bearer <jwt>` or `apikey <key>`, any case.
-struct Authed(Caller);
+/// Macrometa's door: `Authorization: bearer <jwt>` or `apikey <key>`, any case, and
+/// errors in Macrometa's shape.
+pub struct Mm;
 
-impl FromRequestParts<AppState> for Authed {
-    type Rejection = MmError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> MmResult<Self> {
-        let principal = caller(app, &parts.headers).await?.ok_or_else(|| {
-            Failure::Unauthorized(
-                "authentication required: send Authorization: bearer <jwt> or apikey <key>".into(),
-            )
-        })?;
-        Ok(Authed(through(Door::Macrometa, principal)))
-    }
+impl DoorShape for Mm {
+    const DOOR: Door = Door::Macrometa;
+    type Error = MmError;
+    const NO_CREDENTIAL: &'static str =
+        "authentication required: send Authorization: bearer <jwt> or apikey <key>";
 }
 
-/// A JSON body, whatever the Content-Type (pyC8 sends none when logging in).
-struct Body<T>(T);
+// ---- Path parameters (by name: the `/_fabric/{f}` prefix adds one) ----
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = MmError;
-
-    async fn from_request(request: Request, _: &S) -> MmResult<Self> {
-        Ok(Body(parse_json(&read_body(request.into_body()).await?)?))
-    }
+#[derive(Deserialize)]
+struct KeyAt {
+    k: String,
 }
 
-/// Percent-decoded path parameters.
-struct Params<T>(T);
+#[derive(Deserialize)]
+struct LevelAt {
+    k: String,
+    db: String,
+}
 
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Params<T> {
-    type Rejection = MmError;
+#[derive(Deserialize)]
+struct KindAt {
+    k: String,
+    db: String,
+    kind: String,
+}
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> MmResult<Self> {
-        let Path(params) = Path::<T>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| Failure::BadRequest(format!("invalid path: {}", e.body_text())))?;
-        Ok(Params(params))
-    }
+#[derive(Deserialize)]
+struct ResourceAt {
+    k: String,
+    db: String,
+    kind: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct AttributeAt {
+    k: String,
+    name: String,
 }
 
 // ---- Login and the current user ----
@@ -238,7 +271,10 @@ struct LoginRequest {
     password: String,
 }
 
-async fn login(State(app): State<AppState>, Body(req): Body<LoginRequest>) -> MmResult<Response> {
+async fn login(
+    State(app): State<AppState>,
+    Body(req, _): Body<Mm, LoginRequest>,
+) -> MmResult<Response> {
     let from = origin(Door::Macrometa);
     let session = match (&req.email, &req.tenant, &req.username) {
         (Some(email), _, _) => app.login(from, email, &req.password).await?,
@@ -259,7 +295,10 @@ async fn login(State(app): State<AppState>, Body(req): Body<LoginRequest>) -> Mm
     Ok(Json(json!({ "jwt": jwt, "tenant": tenant, "username": user.username })).into_response())
 }
 
-async fn current_user(State(app): State<AppState>, Authed(me): Authed) -> MmResult<Response> {
+async fn current_user(
+    State(app): State<AppState>,
+    Authed(me, _): Authed<Mm>,
+) -> MmResult<Response> {
     let tenant = tenant_name(&app, &me.user).await?;
     Ok(result(json!([user_item(&tenant, &me.user)])))
 }
@@ -292,7 +331,7 @@ fn invalid(field: &str, message: impl Into<String>) -> MmError {
 
 // ---- Keys ----
 
-async fn list_keys(State(app): State<AppState>, Authed(me): Authed) -> MmResult<Response> {
+async fn list_keys(State(app): State<AppState>, Authed(me, _): Authed<Mm>) -> MmResult<Response> {
     let filter = KeyFilter {
         door: Some(Door::Macrometa),
         ..KeyFilter::default()
@@ -350,8 +389,8 @@ fn keyid(text: &str) -> MmResult<String> {
 
 async fn create_key(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Body(req): Body<CreateKeyRequest>,
+    Authed(me, _): Authed<Mm>,
+    Body(req, _): Body<Mm, CreateKeyRequest>,
 ) -> MmResult<Response> {
     let name = keyid(&req.keyid)?;
     let grants = app.space_snapshot_grants(&me).await?;
@@ -385,8 +424,8 @@ async fn key_named(app: &AppState, me: &Caller, keyid: &str, write: bool) -> MmR
 
 async fn get_key(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     let tenant = tenant_name(&app, &me.user).await?;
@@ -408,12 +447,47 @@ async fn get_key(
 
 async fn remove_key(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
     app.revoke_key(&me, key.id).await?;
     Ok(accepted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateRequest {
+    apikey: Option<String>,
+    jwt: Option<String>,
+}
+
+/// `POST .../_api/key/validate` (jsc8's `validateApiKey`, `loginWithApiKey` and
+/// `loginWithToken`): whether an API key or a token is valid, and whose it is.
+async fn validate_key(
+    State(app): State<AppState>,
+    Authed(me, _): Authed<Mm>,
+    Body(req, _): Body<Mm, ValidateRequest>,
+) -> MmResult<Response> {
+    let credential = match (&req.apikey, &req.jwt) {
+        (Some(key), None) => Credential::Key(key.as_str().into()),
+        (None, Some(jwt)) => Credential::Session(jwt.as_str().into()),
+        _ => return Err(invalid("apikey", "send either 'apikey' or 'jwt'")),
+    };
+    let owner = app.validate_credential(&me, credential).await?;
+    let tenant = tenant_name(&app, &owner.user).await?;
+    let key = owner.key.as_deref();
+    let expires = key
+        .and_then(|k| k.expires_at)
+        .map_or(0, |t| t.unix_timestamp());
+    Ok(result(json!({
+        "keyid": key.map(|k| k.name.as_str()),
+        "tenant": tenant,
+        "user": owner.user.username,
+        "parent": format!("{tenant}.{}", owner.user.username),
+        "expires": expires,
+        "limitRequestsPerSec": 0,
+    })))
 }
 
 // ---- Access levels ----
@@ -467,8 +541,8 @@ fn kind(text: &str) -> MmResult<ResourceKind> {
 
 async fn list_fabric_levels(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     system_fabric(&app, &me).await?;
@@ -483,8 +557,8 @@ async fn list_fabric_levels(
 
 async fn get_fabric_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f)): Params<(String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(LevelAt { k, db: f }, _): Params<Mm, LevelAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     let path = fabric_grant_path(&app, &me, &f).await?;
@@ -493,9 +567,9 @@ async fn get_fabric_level(
 
 async fn set_fabric_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f)): Params<(String, String)>,
-    Body(req): Body<GrantRequest>,
+    Authed(me, _): Authed<Mm>,
+    Params(LevelAt { k, db: f }, _): Params<Mm, LevelAt>,
+    Body(req, _): Body<Mm, GrantRequest>,
 ) -> MmResult<Response> {
     let level = level(&req.grant)?;
     let key = key_named(&app, &me, &k, true).await?;
@@ -506,8 +580,8 @@ async fn set_fabric_level(
 
 async fn clear_fabric_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f)): Params<(String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(LevelAt { k, db: f }, _): Params<Mm, LevelAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
     let path = fabric_grant_path(&app, &me, &f).await?;
@@ -519,8 +593,15 @@ async fn clear_fabric_level(
 /// those the key names in its grants (including a `*` default).
 async fn list_resource_levels(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f, kind_name)): Params<(String, String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(
+        KindAt {
+            k,
+            db: f,
+            kind: kind_name,
+        },
+        _,
+    ): Params<Mm, KindAt>,
 ) -> MmResult<Response> {
     let kind = kind(&kind_name)?;
     let key = key_named(&app, &me, &k, false).await?;
@@ -556,8 +637,16 @@ async fn resource_path(
 
 async fn get_resource_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f, kind, name)): Params<(String, String, String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(
+        ResourceAt {
+            k,
+            db: f,
+            kind,
+            name,
+        },
+        _,
+    ): Params<Mm, ResourceAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     let (_, _, path) = resource_path(&app, &me, &f, &kind, &name).await?;
@@ -566,9 +655,17 @@ async fn get_resource_level(
 
 async fn set_resource_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f, kind, name)): Params<(String, String, String, String)>,
-    Body(req): Body<GrantRequest>,
+    Authed(me, _): Authed<Mm>,
+    Params(
+        ResourceAt {
+            k,
+            db: f,
+            kind,
+            name,
+        },
+        _,
+    ): Params<Mm, ResourceAt>,
+    Body(req, _): Body<Mm, GrantRequest>,
 ) -> MmResult<Response> {
     let level = level(&req.grant)?;
     let key = key_named(&app, &me, &k, true).await?;
@@ -582,8 +679,16 @@ async fn set_resource_level(
 
 async fn clear_resource_level(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, f, kind, name)): Params<(String, String, String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(
+        ResourceAt {
+            k,
+            db: f,
+            kind,
+            name,
+        },
+        _,
+    ): Params<Mm, ResourceAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
     let (_, _, path) = resource_path(&app, &me, &f, &kind, &name).await?;
@@ -597,8 +702,8 @@ fn billing_path() -> ResourcePath {
 
 async fn get_billing(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     let level = key.grants.level_at(&billing_path());
@@ -607,9 +712,9 @@ async fn get_billing(
 
 async fn set_billing(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
-    Body(req): Body<GrantRequest>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
+    Body(req, _): Body<Mm, GrantRequest>,
 ) -> MmResult<Response> {
     let level = level(&req.grant)?;
     let key = key_named(&app, &me, &k, true).await?;
@@ -620,8 +725,8 @@ async fn set_billing(
 
 async fn clear_billing(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
     app.set_key_access(&me, key.id, billing_path(), None)
@@ -633,8 +738,8 @@ async fn clear_billing(
 
 async fn get_attributes(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, false).await?;
     Ok(result(Value::Object(key.metadata)))
@@ -655,9 +760,9 @@ fn attributes(body: Value) -> MmResult<Metadata> {
 
 async fn update_attributes(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(k): Params<String>,
-    Body(body): Body<Value>,
+    Authed(me, _): Authed<Mm>,
+    Params(KeyAt { k }, _): Params<Mm, KeyAt>,
+    Body(body, _): Body<Mm, Value>,
 ) -> MmResult<Response> {
     let added = attributes(body)?;
     let key = key_named(&app, &me, &k, true).await?;
@@ -668,8 +773,8 @@ async fn update_attributes(
 
 async fn remove_attribute(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params((k, name)): Params<(String, String)>,
+    Authed(me, _): Authed<Mm>,
+    Params(AttributeAt { k, name }, _): Params<Mm, AttributeAt>,
 ) -> MmResult<Response> {
     let key = key_named(&app, &me, &k, true).await?;
     // Macrometa's API has `attributes/truncate` for "remove them all".
@@ -711,8 +816,8 @@ fn fabric_item(tenant: &str, space: &Space) -> Value {
 
 async fn list_fabrics(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(f): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(f, _): Params<Mm, String>,
 ) -> MmResult<Response> {
     scoped_fabric(&app, &me, &f).await?;
     let names: Vec<String> = visible_fabrics(&app, &me)
@@ -725,8 +830,8 @@ async fn list_fabrics(
 
 async fn fabric_details(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(f): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(f, _): Params<Mm, String>,
 ) -> MmResult<Response> {
     scoped_fabric(&app, &me, &f).await?;
     let tenant = tenant_name(&app, &me.user).await?;
@@ -740,8 +845,8 @@ async fn fabric_details(
 
 async fn current_fabric(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(f): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(f, _): Params<Mm, String>,
 ) -> MmResult<Response> {
     let space = scoped_fabric(&app, &me, &f).await?;
     let tenant = tenant_name(&app, &me.user).await?;
@@ -755,9 +860,9 @@ struct CreateFabricRequest {
 
 async fn create_fabric(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(f): Params<String>,
-    Body(req): Body<CreateFabricRequest>,
+    Authed(me, _): Authed<Mm>,
+    Params(f, _): Params<Mm, String>,
+    Body(req, _): Body<Mm, CreateFabricRequest>,
 ) -> MmResult<Response> {
     app.create_space_from(&me, &f, &req.name).await?;
     Ok(success(StatusCode::CREATED, json!({ "result": true })))
@@ -765,19 +870,40 @@ async fn create_fabric(
 
 /// The seed's example call: the fabric's collections the caller may read. Keyward keeps
 /// only their names, so every one is shown as an empty, loaded document collection.
+#[derive(Deserialize)]
+struct CollectionQuery {
+    #[serde(rename = "excludeSystem")]
+    exclude_system: Option<String>,
+}
+
+/// `true`/`false` as jsc8 writes them, `True`/`False` as pyC8 does.
+fn flag(value: Option<&str>, name: &str) -> MmResult<bool> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(invalid(
+            name,
+            format!("{name} must be true or false, not '{other}'"),
+        )),
+    }
+}
+
 async fn list_collections(
     State(app): State<AppState>,
-    Authed(me): Authed,
-    Params(f): Params<String>,
+    Authed(me, _): Authed<Mm>,
+    Params(f, _): Params<Mm, String>,
+    QueryOf(query, _): QueryOf<Mm, CollectionQuery>,
 ) -> MmResult<Response> {
+    let exclude_system = flag(query.exclude_system.as_deref(), "excludeSystem")?;
     let space = scoped_fabric(&app, &me, &f).await?;
-    let mut items = Vec::new();
-    for name in app
+    let names = app
         .visible_resources(&me, &space, ResourceKind::Collection)
-        .await?
-    {
-        {
-            items.push(json!({
+        .await?;
+    let items: Vec<Value> = names
+        .iter()
+        .filter(|name| !(exclude_system && name.starts_with('_')))
+        .map(|name| {
+            json!({
                 "id": name,
                 "name": name,
                 "isSystem": name.starts_with('_'),
@@ -790,8 +916,18 @@ async fn list_collections(
                 "waitForSync": false,
                 "searchEnabled": false,
                 "globallyUniqueId": format!("{}/{}", space.id, name),
-            }));
-        }
-    }
+            })
+        })
+        .collect();
     Ok(result(Value::Array(items)))
+}
+
+/// `DELETE .../database/{name}`: Keyward keeps a fabric's name and the levels keys
+/// hold on it, and does not drop fabrics.
+async fn drop_fabric(Authed(_, _): Authed<Mm>) -> MmError {
+    MmError(Failure::NotImplemented(
+        "Keyward does not drop fabrics: a fabric's name and the access levels granted \
+         on it stay"
+            .into(),
+    ))
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/macrometa");
+pub(crate) const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/macrometa");
 /// The host the seed scripts are pointed at; pyC8 turns `keyward.test` into it.
-const TLS_HOST: &str = "api-keyward.test";
+pub(crate) const TLS_HOST: &str = "api-keyward.test";
 
 // ---- Running Python ----
 
@@ -105,9 +105,17 @@ fn assert_ran(run: &Run, what: &str) {
 
 // ---- A TLS-terminating CONNECT proxy, for the scripts that insist on https ----
 
-struct TlsProxy {
-    addr: SocketAddr,
-    ca_file: PathBuf,
+pub(crate) struct TlsProxy {
+    pub(crate) addr: SocketAddr,
+    pub(crate) ca_file: PathBuf,
+}
+
+/// How the TLS listener is reached: as an HTTP `CONNECT` proxy (Python's clients), or
+/// directly as the server (jsc8, which knows no proxy).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Front {
+    Connect,
+    Direct,
 }
 
 fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
@@ -129,7 +137,7 @@ fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-async fn start_tls_proxy(server: SocketAddr, dir: &Path) -> TlsProxy {
+pub(crate) async fn start_tls_proxy(server: SocketAddr, dir: &Path, front: Front) -> TlsProxy {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let (cert_file, key_file) = self_signed_cert(dir);
@@ -147,7 +155,7 @@ async fn start_tls_proxy(server: SocketAddr, dir: &Path) -> TlsProxy {
     let addr = listener.local_addr().expect("proxy address");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(tunnel(stream, acceptor.clone(), server));
+            tokio::spawn(tunnel(stream, acceptor.clone(), server, front));
         }
     });
     TlsProxy {
@@ -156,21 +164,15 @@ async fn start_tls_proxy(server: SocketAddr, dir: &Path) -> TlsProxy {
     }
 }
 
-/// Answers one `CONNECT`, terminates TLS, and relays the plain HTTP to Keyward.
-async fn tunnel(mut stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, server: SocketAddr) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-            return;
-        }
-        head.push(byte[0]);
-    }
-    if !head.starts_with(b"CONNECT ") {
-        return;
-    }
-    let reply = b"HTTP/1.1 200 Connection established\r\n\r\n";
-    if stream.write_all(reply).await.is_err() {
+/// Answers one `CONNECT` (unless reached directly), terminates TLS, and relays the
+/// plain HTTP to Keyward.
+async fn tunnel(
+    mut stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    server: SocketAddr,
+    front: Front,
+) {
+    if front == Front::Connect && !answer_connect(&mut stream).await {
         return;
     }
     let Ok(mut tls) = acceptor.accept(stream).await else {
@@ -180,6 +182,23 @@ async fn tunnel(mut stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, serv
         return;
     };
     let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+}
+
+/// Reads a `CONNECT` request and answers that the tunnel is open.
+async fn answer_connect(stream: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"CONNECT ") {
+        return false;
+    }
+    let reply = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    stream.write_all(reply).await.is_ok()
 }
 
 fn https_proxy_env(proxy: &TlsProxy) -> Vec<(String, String)> {
@@ -320,6 +339,7 @@ async fn seed_scripts_run_unchanged() {
     let proxy = start_tls_proxy(
         server.running.as_ref().unwrap().addr,
         server.data_dir.path(),
+        Front::Connect,
     )
     .await;
     let env = https_proxy_env(&proxy);

@@ -6,12 +6,10 @@
 
 mod wire;
 
-use crate::auth::{caller, credential_from_query, through};
+use crate::door::{Also, Authed, DoorShape, Params, QueryOf};
 use crate::error::Failure;
 use crate::AppState;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
@@ -54,22 +52,15 @@ fn octopus(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
 
 // ---- Requests ----
 
-/// An authenticated caller: any header the server reads, or Octopus's `?apikey=`.
-struct Caller(keyward_app::Caller);
+/// Octopus's door: any header the server reads, or Octopus's `?apikey=`; errors in
+/// Octopus's shape.
+pub struct Octo;
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = OctopusError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, OctopusError> {
-        if let Some(principal) = caller(app, &parts.headers).await? {
-            return Ok(Caller(through(Door::Octopus, principal)));
-        }
-        let credential = credential_from_query(&parts.uri).ok_or_else(|| {
-            Failure::Unauthorized("send your API key in the X-Octopus-ApiKey header".into())
-        })?;
-        let principal = app.authenticate(credential).await?;
-        Ok(Caller(through(Door::Octopus, principal)))
-    }
+impl DoorShape for Octo {
+    const DOOR: Door = Door::Octopus;
+    type Error = OctopusError;
+    const NO_CREDENTIAL: &'static str = "send your API key in the X-Octopus-ApiKey header";
+    const ALSO: Also = Also::QueryKey;
 }
 
 #[derive(Deserialize)]
@@ -98,16 +89,6 @@ impl ListQuery {
                 .any(|id| parse_seq(id.trim(), prefix) == Some(seq))
         })
     }
-}
-
-fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Failure> {
-    q.map(|Query(q)| q)
-        .map_err(|e| Failure::BadRequest(format!("invalid query string: {}", e.body_text())))
-}
-
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
-    p.map(|Path(t)| t)
-        .map_err(|e| Failure::BadRequest(format!("invalid path: {}", e.body_text())))
 }
 
 /// The seq in an id of this kind; anything else is a resource that does not exist.
@@ -194,10 +175,9 @@ fn installation_id(app: &AppState) -> uuid::Uuid {
 
 async fn list_spaces(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<Octo>,
+    QueryOf(q, _): QueryOf<Octo, ListQuery>,
 ) -> Reply {
-    let q = query(q)?;
     let spaces = every(|page| app.list_spaces(&principal, page)).await?;
     let default_seq = spaces.iter().map(|s| s.seq).min();
     let wanted = spaces
@@ -232,10 +212,9 @@ async fn list_spaces(
 
 async fn get_space(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    id: Result<Path<String>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(id, _): Params<Octo, String>,
 ) -> Reply {
-    let id = path(id)?;
     let space = app
         .space_by_seq(&principal, seq_of(&id, SPACES, "space")?)
         .await?;
@@ -246,10 +225,9 @@ async fn get_space(
 
 async fn space_home(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    id: Result<Path<String>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(id, _): Params<Octo, String>,
 ) -> Reply {
-    let id = path(id)?;
     let space = app
         .space_by_seq(&principal, seq_of(&id, SPACES, "space")?)
         .await?;
@@ -258,7 +236,7 @@ async fn space_home(
 
 // ---- Users ----
 
-async fn all_users(State(app): State<AppState>, Caller(principal): Caller) -> Reply {
+async fn all_users(State(app): State<AppState>, Authed(principal, _): Authed<Octo>) -> Reply {
     let users = every(|page| app.list_users(&principal, page)).await?;
     let items = users
         .iter()
@@ -269,10 +247,9 @@ async fn all_users(State(app): State<AppState>, Caller(principal): Caller) -> Re
 
 async fn list_users(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<Octo>,
+    QueryOf(q, _): QueryOf<Octo, ListQuery>,
 ) -> Reply {
-    let q = query(q)?;
     let page = q.page();
     let paged = if q.filter.is_none() && q.ids.is_none() {
         app.list_users(&principal, page).await?
@@ -305,16 +282,16 @@ fn matches_filter(user: &User, filter: &str) -> bool {
         .any(|field| contains_folded(field, filter))
 }
 
-async fn me(Caller(principal): Caller) -> Reply {
+async fn me(Authed(principal, _): Authed<Octo>) -> Reply {
     Ok(Json(wire::user(&principal.user, &principal.user)))
 }
 
 async fn get_user(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    id: Result<Path<String>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(id, _): Params<Octo, String>,
 ) -> Reply {
-    let user = user_named(&app, &principal, &path(id)?).await?;
+    let user = user_named(&app, &principal, &id).await?;
     Ok(Json(wire::user(&user, &principal.user)))
 }
 
@@ -328,11 +305,11 @@ async fn user_named(app: &AppState, principal: &Principal, id: &str) -> Result<U
 
 async fn create_key(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    id: Result<Path<String>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(id, _): Params<Octo, String>,
     request: Request,
 ) -> Result<impl IntoResponse, OctopusError> {
-    let owner = user_named(&app, &principal, &path(id)?).await?;
+    let owner = user_named(&app, &principal, &id).await?;
     // JSON whatever the Content-Type: the seed's PowerShell sends none.
     let body: CreateApiKey =
         crate::body::parse_json(&crate::body::read_body(request.into_body()).await?)?;
@@ -353,12 +330,12 @@ async fn create_key(
 
 async fn list_keys(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    id: Result<Path<String>, PathRejection>,
-    q: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(id, _): Params<Octo, String>,
+    QueryOf(q, _): QueryOf<Octo, ListQuery>,
 ) -> Reply {
-    let owner = user_named(&app, &principal, &path(id)?).await?;
-    let page = query(q)?.page();
+    let owner = user_named(&app, &principal, &id).await?;
+    let page = q.page();
     let filter = KeyFilter {
         owner: Some(owner.id),
         door: None,
@@ -376,10 +353,10 @@ async fn list_keys(
 async fn key_at(
     app: &AppState,
     principal: &Principal,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    ids: (String, String),
     write: bool,
 ) -> Result<(keyward_core::ApiKey, User), Failure> {
-    let (user_id, key_id) = path(ids)?;
+    let (user_id, key_id) = ids;
     let owner = user_named(app, principal, &user_id).await?;
     let key = app
         .key_by_seq(principal, seq_of(&key_id, API_KEYS, "API key")?, write)
@@ -392,8 +369,8 @@ async fn key_at(
 
 async fn get_key(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(ids, _): Params<Octo, (String, String)>,
 ) -> Reply {
     let (key, owner) = key_at(&app, &principal, ids, false).await?;
     Ok(Json(wire::key(&key, owner.seq)))
@@ -401,8 +378,8 @@ async fn get_key(
 
 async fn revoke_key(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    ids: Result<Path<(String, String)>, PathRejection>,
+    Authed(principal, _): Authed<Octo>,
+    Params(ids, _): Params<Octo, (String, String)>,
 ) -> Result<StatusCode, OctopusError> {
     let (key, _) = key_at(&app, &principal, ids, true).await?;
     app.revoke_key(&principal, key.id).await?;

@@ -3,12 +3,10 @@
 //! scope, then answers from what Keyward holds, which is no pins and no NFTs. Routes
 //! that would store content answer 501 once the scope check has passed.
 
-use super::keys::bad_query;
 use super::scopes::permission;
-use super::{Caller, W3Result};
+use super::{W3Result, W3};
+use crate::door::{Authed, Params, QueryOf};
 use crate::error::Failure;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query};
 use axum::Json;
 use keyward_core::Principal;
 use serde::Deserialize;
@@ -56,19 +54,13 @@ fn guard(principal: &Principal, group: &str, name: &str) -> Result<(), Failure> 
     Ok(principal.require(&permission)?)
 }
 
-fn list_query(query: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, Failure> {
-    let Query(query) = query.map_err(bad_query)?;
-    query.check()?;
-    Ok(query)
-}
-
 /// `GET /api/pinning/pins/` (scope `data.pin_list`).
 pub async fn list_pins(
-    Caller(principal): Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<W3>,
+    QueryOf(query, _): QueryOf<W3, ListQuery>,
 ) -> W3Result<Json<Value>> {
     guard(&principal, "data", "pin_list")?;
-    list_query(query)?;
+    query.check()?;
     Ok(Json(json!({
         "data": { "totals": { "files": 0, "size": 0 }, "pins": [] },
         "status": "success",
@@ -76,36 +68,42 @@ pub async fn list_pins(
 }
 
 /// `GET /api/pinning/{pinId}` (scope `data.pin_list`).
-pub async fn get_pin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+pub async fn get_pin(
+    Authed(principal, _): Authed<W3>,
+    Params(_, _): Params<W3, String>,
+) -> W3Result<Json<Value>> {
     guard(&principal, "data", "pin_list")?;
     Err(Failure::NoSuch("pin".into()).into())
 }
 
 /// `DELETE /api/pinning/unpin/{pinId}` (scope `pinning.unpin`).
-pub async fn unpin(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+pub async fn unpin(
+    Authed(principal, _): Authed<W3>,
+    Params(_, _): Params<W3, String>,
+) -> W3Result<Json<Value>> {
     guard(&principal, "pinning", "unpin")?;
     Err(Failure::NoSuch("pin".into()).into())
 }
 
 /// `POST /api/pinning/` (scope `pinning.pin_file_to_ipfs`).
-pub async fn pin_file(Caller(principal): Caller) -> W3Result<Json<Value>> {
+pub async fn pin_file(Authed(principal, _): Authed<W3>) -> W3Result<Json<Value>> {
     guard(&principal, "pinning", "pin_file_to_ipfs")?;
     Err(stores_no_content())
 }
 
 /// `POST /api/pinning/pinByHash` (scope `pinning.pin_by_hash`).
-pub async fn pin_by_hash(Caller(principal): Caller) -> W3Result<Json<Value>> {
+pub async fn pin_by_hash(Authed(principal, _): Authed<W3>) -> W3Result<Json<Value>> {
     guard(&principal, "pinning", "pin_by_hash")?;
     Err(stores_no_content())
 }
 
 /// `GET /api/nft/nfts/` (scope `data.nft_list`).
 pub async fn list_nfts(
-    Caller(principal): Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<W3>,
+    QueryOf(query, _): QueryOf<W3, ListQuery>,
 ) -> W3Result<Json<Value>> {
     guard(&principal, "data", "nft_list")?;
-    list_query(query)?;
+    query.check()?;
     Ok(Json(json!({
         "data": { "totals": { "files": 0, "size": 0 }, "nfts": [] },
         "status": "success",
@@ -113,19 +111,25 @@ pub async fn list_nfts(
 }
 
 /// `GET /api/nft/{nftId}` (scope `data.nft_list`).
-pub async fn get_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+pub async fn get_nft(
+    Authed(principal, _): Authed<W3>,
+    Params(_, _): Params<W3, String>,
+) -> W3Result<Json<Value>> {
     guard(&principal, "data", "nft_list")?;
     Err(Failure::NoSuch("NFT".into()).into())
 }
 
 /// `DELETE /api/nft/{nftId}` (scope `pin_nft.unpin_nft`).
-pub async fn unpin_nft(Caller(principal): Caller, Path(_): Path<String>) -> W3Result<Json<Value>> {
+pub async fn unpin_nft(
+    Authed(principal, _): Authed<W3>,
+    Params(_, _): Params<W3, String>,
+) -> W3Result<Json<Value>> {
     guard(&principal, "pin_nft", "unpin_nft")?;
     Err(Failure::NoSuch("NFT".into()).into())
 }
 
 /// `POST /api/nft/` (scope `pin_nft.pin_nft_to_ipfs`).
-pub async fn create_nft(Caller(principal): Caller) -> W3Result<Json<Value>> {
+pub async fn create_nft(Authed(principal, _): Authed<W3>) -> W3Result<Json<Value>> {
     guard(&principal, "pin_nft", "pin_nft_to_ipfs")?;
     Err(stores_no_content())
 }

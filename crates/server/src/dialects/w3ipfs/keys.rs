@@ -1,12 +1,11 @@
 //! `/api/apiKeys`: create (admin only), list, delete, and the authentication test.
 
 use super::scopes::{grants_from_scopes, scopes_from_grants};
-use super::{Caller, W3Result};
+use super::{W3Result, W3};
 use crate::body::{parse_json, read_body};
-use crate::error::Failure;
+use crate::door::{Authed, Params, QueryOf};
 use crate::AppState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::Json;
 use keyward_app::NewKey;
 use keyward_core::{ApiKey, CoreError, Door, KeyId, KeyShape, Metadata, Page};
@@ -26,7 +25,7 @@ struct CreateRequest {
 /// make keys; the core decides who is an admin and refuses any grant beyond the caller's.
 pub async fn create(
     State(app): State<AppState>,
-    Caller(principal): Caller,
+    Authed(principal, _): Authed<W3>,
     request: Request,
 ) -> W3Result<Json<Value>> {
     app.check_may_create_keys(&principal, keyward_core::Door::W3ipfs)?;
@@ -69,10 +68,9 @@ pub struct ListQuery {
 /// `GET /api/apiKeys/list`: the caller's live W3IPFS keys, newest first.
 pub async fn list(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Authed(principal, _): Authed<W3>,
+    QueryOf(query, _): QueryOf<W3, ListQuery>,
 ) -> W3Result<Json<Value>> {
-    let Query(query) = query.map_err(bad_query)?;
     let page = Page::new(query.offset.unwrap_or(0), query.limit.unwrap_or(100));
     let filter = KeyFilter {
         owner: Some(principal.user.id),
@@ -85,10 +83,6 @@ pub async fn list(
         "data": { "total": keys.total, "api_keys": items },
         "status": "success",
     })))
-}
-
-pub fn bad_query(rejection: QueryRejection) -> Failure {
-    Failure::BadRequest(format!("invalid query string: {}", rejection.body_text()))
 }
 
 /// One listed key. W3IPFS's own example lists `secret_key`; Keyward never shows a
@@ -118,8 +112,8 @@ fn micros_utc(t: OffsetDateTime) -> String {
 /// API key (the pair's public half).
 pub async fn delete(
     State(app): State<AppState>,
-    Caller(principal): Caller,
-    Path(id): Path<String>,
+    Authed(principal, _): Authed<W3>,
+    Params(id, _): Params<W3, String>,
 ) -> W3Result<Json<Value>> {
     let key_id = match id.parse::<KeyId>() {
         Ok(key_id) => key_id,
@@ -133,7 +127,7 @@ pub async fn delete(
 }
 
 /// `GET /api/apiKeys/testAuthentication`: 200 for any credential that authenticates.
-pub async fn test(Caller(_): Caller) -> Json<Value> {
+pub async fn test(Authed(_, _): Authed<W3>) -> Json<Value> {
     Json(json!({
         "message": "Congratulations! You are communicating with the Web3 IPFS API!"
     }))

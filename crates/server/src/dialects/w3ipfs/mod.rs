@@ -8,11 +8,9 @@ mod data;
 mod keys;
 pub mod scopes;
 
-use crate::auth::{caller, pair_from_headers, through};
+use crate::door::{Also, DoorShape};
 use crate::error::Failure;
 use crate::AppState;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
@@ -95,28 +93,14 @@ fn error_response(status: StatusCode, message: String) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The authenticated caller of a W3IPFS route: the key + secret pair when the request
-/// sends one, else a session or key in `Authorization`.
-pub struct Caller(pub keyward_app::Caller);
+/// The W3IPFS door: the key + secret pair when the request sends one, else a session
+/// or key in `Authorization`; errors in W3IPFS's shape.
+pub struct W3;
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = W3Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(pair) = pair_from_headers(&parts.headers)? {
-            let principal = state.authenticate(pair).await?;
-            return Ok(Caller(through(Door::W3ipfs, principal)));
-        }
-        let principal = caller(state, &parts.headers).await?.ok_or_else(|| {
-            Failure::Unauthorized(
-                "authentication required: send the pinning_api_key and pinning_secret_key \
-                 headers, or Authorization: Bearer <JWT>"
-                    .into(),
-            )
-        })?;
-        Ok(Caller(through(Door::W3ipfs, principal)))
-    }
+impl DoorShape for W3 {
+    const DOOR: Door = Door::W3ipfs;
+    type Error = W3Error;
+    const NO_CREDENTIAL: &'static str = "authentication required: send the pinning_api_key and \
+         pinning_secret_key headers, or Authorization: Bearer <JWT>";
+    const ALSO: Also = Also::PairFirst;
 }
