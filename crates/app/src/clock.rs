@@ -58,7 +58,8 @@ impl Clock for ManualClock {
 
 /// A time as the store keeps it: UTC, whole microseconds.
 pub fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    // A time past year 9999 in UTC cannot be converted; validation refuses those first.
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
 }

@@ -46,6 +46,10 @@ pub enum AppError {
     /// Input that breaks a rule; `field` names it as the request spelled it.
     #[error("{reason}")]
     Invalid { field: String, reason: String },
+    /// Too much of this work is waiting already (password hashing): come back after
+    /// `retry_after_seconds`.
+    #[error("too busy; retry after {retry_after_seconds} s")]
+    Busy { retry_after_seconds: u32 },
     /// The store could not answer: the request may be retried.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

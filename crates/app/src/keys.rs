@@ -536,7 +536,7 @@ fn bounded_expiry(
     now: OffsetDateTime,
 ) -> AppResult<Option<OffsetDateTime>> {
     let requested = requested
-        .map(|t| validate::expiry(crate::clock::as_stored(t), now))
+        .map(|t| validate::expiry(t, now).map(crate::clock::as_stored))
         .transpose()?;
     let limit = caller.key.as_ref().and_then(|k| k.expires_at);
     match (requested, limit) {

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod error;
 pub mod import;
 pub mod keys;
+pub mod passwords;
 pub mod sessions;
 pub mod spaces;
 pub mod tenants;
@@ -79,6 +80,7 @@ pub struct Keyward {
     verifier: Arc<Verifier>,
     sessions: Sessions,
     clock: Arc<dyn Clock>,
+    passwords: passwords::PasswordPool,
     /// Tenants never change once made, so every node may keep them.
     tenants: quick_cache::sync::Cache<TenantId, Arc<Tenant>>,
 }
@@ -98,6 +100,7 @@ impl Keyward {
             verifier,
             sessions,
             clock,
+            passwords: passwords::PasswordPool::for_this_machine(),
             tenants: quick_cache::sync::Cache::new(TENANT_CACHE),
         }
     }

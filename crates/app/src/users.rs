@@ -51,7 +51,7 @@ impl Keyward {
             email,
             username,
             display_name,
-            password_hash: hash_password(request.password).await?,
+            password_hash: self.hash_password(request.password).await?,
             role: request.role,
             active: true,
             grants,
@@ -114,7 +114,7 @@ impl Keyward {
         let password_hash = match patch.password {
             Some(password) => {
                 validate::password(&password)?;
-                Some(hash_password(password).await?)
+                Some(self.hash_password(password).await?)
             }
             None => None,
         };
@@ -258,8 +258,32 @@ fn creation_changes(user: &User) -> Changes {
     changes
 }
 
+impl Keyward {
+    /// Hashes a new password on the password pool (see `passwords.rs`).
+    async fn hash_password(&self, password: String) -> AppResult<String> {
+        self.passwords
+            .run(move || password::hash_password(&password))
+            .await
+    }
+}
+
+/// Hashes a password outside any request (a tenant's first administrator).
 pub(crate) async fn hash_password(password: String) -> AppResult<String> {
     tokio::task::spawn_blocking(move || password::hash_password(&password))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+impl Keyward {
+    /// A user of the caller's tenant by username: administrators see all, members
+    /// only themselves.
+    pub async fn user_by_username(&self, caller: &Principal, username: &str) -> AppResult<User> {
+        if caller.user.username != username {
+            caller.require_admin()?;
+        }
+        self.store
+            .user_by_username(caller.tenant_id(), username)
+            .await?
+            .ok_or(AppError::NotFound(Entity::User))
+    }
 }

@@ -51,6 +51,22 @@ pub struct ServeArgs {
     /// Days the audit log keeps an event (default 365).
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
+    /// Seconds a request's head may take, and a kept-alive connection may sit idle
+    /// (default 10).
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a request's body may take once its head has arrived (default 10).
+    #[arg(long, env = "KEYWARD_BODY_READ_TIMEOUT_SECONDS")]
+    pub body_read_timeout_seconds: Option<u64>,
+    /// Client connections open at once (default 10000).
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// The largest request head in bytes (default 32768).
+    #[arg(long, env = "KEYWARD_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Seconds a graceful stop waits for requests in flight (default 10).
+    #[arg(long, env = "KEYWARD_SHUTDOWN_TIMEOUT_SECONDS")]
+    pub shutdown_timeout_seconds: Option<u64>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -67,6 +83,11 @@ struct FileSettings {
     cache_capacity: Option<u64>,
     usage_flush_seconds: Option<u64>,
     audit_retention_days: Option<u32>,
+    header_read_timeout_seconds: Option<u64>,
+    body_read_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<usize>,
+    shutdown_timeout_seconds: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -107,6 +128,36 @@ impl ServeArgs {
         if let Some(days) = self.audit_retention_days.or(file.audit_retention_days) {
             anyhow::ensure!(days > 0, "the audit retention must be at least one day");
             config.audit_retention_days = days;
+        }
+        let limits = &mut config.limits;
+        if let Some(s) = self
+            .header_read_timeout_seconds
+            .or(file.header_read_timeout_seconds)
+        {
+            limits.header_read_timeout = positive_seconds("header read timeout", s)?;
+        }
+        if let Some(s) = self
+            .body_read_timeout_seconds
+            .or(file.body_read_timeout_seconds)
+        {
+            limits.body_read_timeout = positive_seconds("body read timeout", s)?;
+        }
+        if let Some(n) = self.max_connections.or(file.max_connections) {
+            anyhow::ensure!(n > 0, "max connections must be at least one");
+            limits.max_connections = n;
+        }
+        if let Some(n) = self.max_header_bytes.or(file.max_header_bytes) {
+            anyhow::ensure!(
+                n >= 8192,
+                "max header bytes must be at least 8192 (hyper's smallest read buffer)"
+            );
+            limits.max_header_bytes = n;
+        }
+        if let Some(s) = self
+            .shutdown_timeout_seconds
+            .or(file.shutdown_timeout_seconds)
+        {
+            config.shutdown_timeout = positive_seconds("shutdown timeout", s)?;
         }
         Ok(config)
     }

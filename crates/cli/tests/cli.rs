@@ -560,3 +560,232 @@ fn a_revoke_answered_before_kill_9_is_in_the_audit_log_after_restart() {
     let refused = me.fails(&["audit", "--limit", "5000"], &[]);
     assert!(refused.contains("limit"), "{refused}");
 }
+
+// ---- Hardening: what one client can make a node hold ----
+
+/// A raw HTTP/1.1 exchange on a fresh connection: writes `request`, reads until the
+/// server closes (every request here says `Connection: close`, or is cut off).
+fn exchange(node: &Node, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(node.url.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn healthz_answers(node: &Node) -> bool {
+    exchange(
+        node,
+        b"GET /healthz HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n",
+    )
+    .starts_with("HTTP/1.1 200")
+}
+
+/// A field of /proc/PID/status, in KiB (`VmRSS`, `VmHWM` for the peak).
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_storm_of_wrong_passwords_stays_small_and_is_told_when_to_retry() {
+    let data = TempDir::new().unwrap();
+    let node = serve_with_admin(data.path());
+    let pid = node.child.id();
+    let before = memory_kib(pid, "VmRSS");
+    let body = format!(r#"{{"email": "{EMAIL}", "password": "not-the-password"}}"#);
+    let request = format!(
+        "POST /v0/auth/login HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let start = std::sync::Arc::new(std::sync::Barrier::new(100));
+    let node = std::sync::Arc::new(node);
+    let logins: Vec<_> = (0..100)
+        .map(|_| {
+            let (node, start, request) = (node.clone(), start.clone(), request.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                exchange(&node, request.as_bytes())
+            })
+        })
+        .collect();
+    assert!(healthz_answers(&node), "/healthz answers during the storm");
+    let answers: Vec<String> = logins.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = memory_kib(pid, "VmHWM");
+    let after = memory_kib(pid, "VmRSS");
+    println!("RSS before {before} KiB, peak {peak} KiB, after {after} KiB (100 logins)");
+    let refused = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 401"))
+        .count();
+    let busy: Vec<&String> = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 503"))
+        .collect();
+    assert_eq!(
+        refused + busy.len(),
+        100,
+        "only 401s and 503s: {:?}",
+        &answers[..3]
+    );
+    assert!(!busy.is_empty(), "a queue this full is refused, not grown");
+    for answer in &busy {
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("\r\nretry-after: 1\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains(r#""error_code":"Busy""#), "{answer}");
+    }
+    assert!(
+        peak < 300 * 1024,
+        "peak RSS {peak} KiB under 100 concurrent logins"
+    );
+    let me = User::new();
+    me.login(&node.url, EMAIL, PASSWORD);
+}
+
+#[test]
+fn slow_idle_and_oversized_clients_are_cut_off_and_healthz_answers() {
+    use std::io::{Read, Write};
+    let data = TempDir::new().unwrap();
+    let node = serve(
+        data.path(),
+        &[
+            "--header-read-timeout-seconds",
+            "1",
+            "--body-read-timeout-seconds",
+            "1",
+            "--max-connections",
+            "16",
+        ],
+        &[
+            ("KEYWARD_ADMIN_EMAIL", EMAIL),
+            ("KEYWARD_ADMIN_PASSWORD", PASSWORD),
+        ],
+    );
+    let address = node.url.trim_start_matches("http://").to_string();
+    let closed_within = |mut stream: std::net::TcpStream, what: &str| {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(
+            read.is_ok(),
+            "{what}: the server closed the connection ({read:?})"
+        );
+        String::from_utf8_lossy(&rest).into_owned()
+    };
+    // Nothing sent at all; half a head; a head then nothing of its body; a request
+    // answered and the connection then left idle.
+    let silent = std::net::TcpStream::connect(&address).unwrap();
+    closed_within(silent, "a silent connection");
+    let mut half = std::net::TcpStream::connect(&address).unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\nX-Slow: ")
+        .unwrap();
+    closed_within(half, "half a head");
+    let mut no_body = std::net::TcpStream::connect(&address).unwrap();
+    no_body
+        .write_all(b"POST /v0/auth/login HTTP/1.1\r\nHost: k\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let answer = closed_within(no_body, "a body that never comes");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("RequestTimeout"), "{answer}");
+    let mut idle = std::net::TcpStream::connect(&address).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n")
+        .unwrap();
+    let answer = closed_within(idle, "an idle kept-alive connection");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A head past the limit is refused, not buffered.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: k\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = exchange(&node, big.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.60}");
+
+    // Holding every connection the node allows: new ones wait, and are served once the
+    // held ones time out.
+    let held: Vec<_> = (0..16)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&address).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    assert!(
+        healthz_answers(&node),
+        "/healthz answers with every slot held"
+    );
+    drop(held);
+}
+
+#[test]
+fn a_stop_with_a_request_hanging_ends_at_the_deadline() {
+    use std::io::Write;
+    let data = TempDir::new().unwrap();
+    let mut node = serve(
+        data.path(),
+        &[
+            "--shutdown-timeout-seconds",
+            "1",
+            "--header-read-timeout-seconds",
+            "600",
+            "--body-read-timeout-seconds",
+            "600",
+        ],
+        &[],
+    );
+    let address = node.url.trim_start_matches("http://").to_string();
+    let mut hanging = std::net::TcpStream::connect(&address).unwrap();
+    hanging
+        .write_all(b"POST /v0/auth/login HTTP/1.1\r\nHost: k\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = node.child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let mut exited = None;
+    for _ in 0..150 {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = exited.expect("the process exits after SIGTERM despite the hanging request");
+    assert!(status.success(), "{status}");
+    drop(hanging);
+}
+
+#[test]
+fn the_data_directory_and_its_files_are_private() {
+    let data = TempDir::new().unwrap();
+    let dir = data.path().join("fresh");
+    let node = serve_with_admin(&dir);
+    let me = User::new();
+    me.login(&node.url, EMAIL, PASSWORD);
+    me.json(&["keys", "create", "--name", "written"]);
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert!(
+        dir.join("keyward.db-wal").exists(),
+        "SQLite's WAL was checked too"
+    );
+}

@@ -83,8 +83,19 @@ pub fn metadata(value: &serde_json::Value) -> CoreResult<Metadata> {
     Ok(map.clone())
 }
 
-/// An expiry must lie in the future.
+/// An expiry must lie in the future, and be a time the store can keep: in UTC, no later
+/// than the last second of year 9999 (`9999-12-31T23:59:59-23:59` is in year 10000 in
+/// UTC). Answers it in UTC.
 pub fn expiry(at: OffsetDateTime, now: OffsetDateTime) -> CoreResult<OffsetDateTime> {
+    let at = at
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "expires_at",
+                "expires_at must be no later than 9999-12-31T23:59:59Z",
+            )
+        })?;
     if at <= now {
         return Err(CoreError::invalid(
             "expires_at",
@@ -114,6 +125,22 @@ mod tests {
         for bad in ["", "nemo", "@x", "x@", "a b@c", "a@b@c"] {
             assert!(email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn expiries_are_future_times_the_store_can_keep() {
+        use time::macros::datetime;
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let far = datetime!(9999-12-31 23:59:59 -23:59);
+        assert!(expiry(far, now).is_err(), "year 10000 in UTC");
+        let last = datetime!(9999-12-31 23:59:59 UTC);
+        assert_eq!(expiry(last, now).unwrap(), last);
+        let offset = datetime!(2027-01-01 12:00 +02:00);
+        assert_eq!(
+            expiry(offset, now).unwrap(),
+            datetime!(2027-01-01 10:00 UTC)
+        );
+        assert!(expiry(now, now).is_err(), "not in the future");
     }
 
     #[test]

@@ -28,6 +28,36 @@ pub struct ServeConfig {
     pub usage_flush_interval: Duration,
     /// How long audit events are kept; older ones are deleted in the background.
     pub audit_retention_days: u32,
+    /// What one client connection may hold and for how long.
+    pub limits: ConnectionLimits,
+    /// How long a graceful stop waits for requests in flight before closing their
+    /// connections.
+    pub shutdown_timeout: Duration,
+}
+
+/// Bounds on what clients can make a node hold: every one has a flag and a default.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// A request's head must arrive within this, counted from when the connection is
+    /// ready for it, so it also closes a kept-alive connection left idle this long.
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this once its head has.
+    pub body_read_timeout: Duration,
+    /// Connections open at once; past it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// The largest request head (and so the buffer a connection may grow to).
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_header_bytes: 32 * 1024,
+        }
+    }
 }
 
 impl ServeConfig {
@@ -47,6 +77,8 @@ impl ServeConfig {
             cache_capacity: 100_000,
             usage_flush_interval: Duration::from_secs(5),
             audit_retention_days: 365,
+            limits: ConnectionLimits::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 

@@ -21,12 +21,20 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::IpAddr;
 
+/// What the server knows of a connection when it accepts it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Connection {
+    /// The address of the connection's peer, for the audit log.
+    pub peer: Option<IpAddr>,
+    /// How long a request's body may take to arrive once its head has.
+    pub body_read_timeout: Option<std::time::Duration>,
+}
+
 /// What a connection keeps for its requests.
 struct Memory {
     /// The last key verified on this connection, while it stands.
     remembered: RefCell<Option<Recall>>,
-    /// The address of the connection's peer, for the audit log.
-    peer: Option<IpAddr>,
+    this: Connection,
 }
 
 tokio::task_local! {
@@ -37,24 +45,30 @@ tokio::task_local! {
 
 /// Runs one connection's future with a memory of its own.
 pub fn scope<F: Future>(connection: F) -> impl Future<Output = F::Output> {
-    scope_with_peer(None, connection)
+    scope_with(Connection::default(), connection)
 }
 
-/// Runs one connection's future with a memory of its own, knowing its peer's address.
-pub fn scope_with_peer<F: Future>(
-    peer: Option<IpAddr>,
-    connection: F,
-) -> impl Future<Output = F::Output> {
+/// Runs one connection's future with a memory of its own, knowing what the server knows
+/// of the connection.
+pub fn scope_with<F: Future>(this: Connection, connection: F) -> impl Future<Output = F::Output> {
     let memory = Memory {
         remembered: RefCell::new(None),
-        peer,
+        this,
     };
     MEMORY.scope(memory, connection)
 }
 
 /// The address of the connection the current request came on, if known.
 pub fn peer_ip() -> Option<IpAddr> {
-    MEMORY.try_with(|memory| memory.peer).ok().flatten()
+    MEMORY.try_with(|memory| memory.this.peer).ok().flatten()
+}
+
+/// How long the current request's body may take, if the connection says.
+pub fn body_read_timeout() -> Option<std::time::Duration> {
+    MEMORY
+        .try_with(|memory| memory.this.body_read_timeout)
+        .ok()
+        .flatten()
 }
 
 /// The verdict for `credential` (an `Authorization` header's bytes) from this

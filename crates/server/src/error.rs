@@ -22,12 +22,18 @@ pub enum Failure {
     NoSuch(String),
     Conflict(Field),
     PayloadTooLarge,
+    /// The body did not arrive within the body-read timeout.
+    RequestTimeout,
     Validation {
         field: String,
         message: String,
     },
     /// A route a vendor defines that Keyward answers only as far as its permission check.
     NotImplemented(String),
+    /// Too busy (password hashing): retry after this many seconds.
+    Busy {
+        retry_after_seconds: u32,
+    },
     /// The store could not answer: the request may be retried.
     Unavailable(String),
     /// A bug: logged, and answered without detail.
@@ -45,9 +51,10 @@ impl Failure {
             // Kept as the native door answered a taken email or username before.
             Failure::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Unavailable(_) | Failure::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,8 +71,14 @@ impl Failure {
             Failure::Conflict(Field::KeyName) => "An entity with this name already exists".into(),
             Failure::Conflict(field) => format!("{} is already taken", field.as_str()),
             Failure::PayloadTooLarge => "The request body is too large".into(),
+            Failure::RequestTimeout => "The request body did not arrive in time".into(),
             Failure::Validation { message, .. } => message.clone(),
             Failure::Unavailable(_) => "The store is unavailable; try again".into(),
+            Failure::Busy {
+                retry_after_seconds,
+            } => format!(
+                "Too many requests of this kind are waiting; retry after {retry_after_seconds} s"
+            ),
             Failure::Internal(_) => "Internal error".into(),
         }
     }
@@ -80,9 +93,11 @@ impl Failure {
             Failure::Conflict(Field::KeyName) => "DuplicateName",
             Failure::Conflict(_) => "ValidationError",
             Failure::PayloadTooLarge => "PayloadTooLarge",
+            Failure::RequestTimeout => "RequestTimeout",
             Failure::Validation { .. } => "ValidationError",
             Failure::NotImplemented(_) => "NotImplemented",
             Failure::Unavailable(_) => "Unavailable",
+            Failure::Busy { .. } => "Busy",
             Failure::Internal(_) => "Internal",
         }
     }
@@ -95,6 +110,20 @@ impl Failure {
             }
             _ => Value::Null,
         }
+    }
+
+    /// Adds `Retry-After` to a door's answer when the failure says when to retry.
+    pub fn with_retry_after(&self, mut response: Response) -> Response {
+        if let Failure::Busy {
+            retry_after_seconds,
+        } = self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_seconds),
+            );
+        }
+        response
     }
 
     /// Logs what the caller is not told.
@@ -117,6 +146,11 @@ impl From<AppError> for Failure {
             AppError::Invalid { field, reason } => Failure::Validation {
                 field,
                 message: reason,
+            },
+            AppError::Busy {
+                retry_after_seconds,
+            } => Failure::Busy {
+                retry_after_seconds,
             },
             AppError::Unavailable(m) => Failure::Unavailable(m),
             AppError::Internal(m) => Failure::Internal(m),
@@ -151,7 +185,7 @@ impl IntoResponse for ApiError {
             "error_code": failure.native_code(),
             "details": failure.native_details(),
         });
-        (failure.status(), axum::Json(body)).into_response()
+        failure.with_retry_after((failure.status(), axum::Json(body)).into_response())
     }
 }
 

@@ -15,7 +15,7 @@ pub mod native;
 pub mod server;
 pub mod views;
 
-pub use config::ServeConfig;
+pub use config::{ConnectionLimits, ServeConfig};
 pub use keyward_app::Keyward;
 pub use server::{create_tenant, serve, start, RunningServer};
 

@@ -44,8 +44,7 @@ impl RunningServer {
 /// listener and starts serving. Prints the first administrator's credentials (once,
 /// to standard output) when it had to generate them.
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    private_data_dir(&config)?;
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
@@ -63,13 +62,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    let (limits, shutdown_timeout) = (config.limits, config.shutdown_timeout);
     let flusher = spawn_usage_flusher(app.clone(), config.usage_flush_interval, stopped.clone());
     let follower = spawn_change_follower(app.clone(), stopped.clone()).await?;
     let pruner = spawn_audit_pruner(app.clone(), config.audit_retention_days, stopped.clone());
     let router = crate::router(app.clone());
     let serving_app = app.clone();
     let task = tokio::spawn(async move {
-        serve_connections(listener, router, stopped).await;
+        serve_connections(listener, router, stopped, limits, shutdown_timeout).await;
         flusher.await.ok();
         follower.await.ok();
         pruner.await.ok();
@@ -87,15 +87,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
 
 /// Serves every connection accepted until `stopped`, then lets each finish the request
 /// it is answering before returning (hyper's graceful shutdown: idle keep-alive
-/// connections close at once). Each connection is a task with a memory of its own
-/// (`connection.rs`). HTTP/1.1 only, as axum::serve spoke it here before: a TLS
-/// terminator in front speaks HTTP/1.1 to its upstreams.
+/// connections close at once), for `shutdown_timeout` at most. Each connection is a task
+/// with a memory of its own (`connection.rs`). HTTP/1.1 only, as axum::serve spoke it
+/// here before: a TLS terminator in front speaks HTTP/1.1 to its upstreams.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     mut stopped: watch::Receiver<bool>,
+    limits: crate::ConnectionLimits,
+    shutdown_timeout: std::time::Duration,
 ) {
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -107,8 +109,24 @@ async fn serve_connections(
     // last one (any handler with a body or headers to read): a malloc and a free on
     // every verification. A client that goes away is noticed when its answer is written.
     builder.half_close(true);
+    // A client that sends a head slowly, or nothing at all, or sits on a kept-alive
+    // connection, is closed: held connections cost a task, a socket and a buffer each.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
-        let stream = tokio::select! {
+        // At the cap, stop accepting: new connections wait in the kernel's backlog
+        // rather than each costing a task and a file descriptor here.
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = until_stopped(&mut stopped) => break,
+        };
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -119,19 +137,28 @@ async fn serve_connections(
             _ = until_stopped(&mut stopped) => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let (stream, peer) = stream;
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(crate::connection::scope_with_peer(
-            Some(peer.ip()),
-            async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(%err, "a connection ended with an error");
-                }
-            },
-        ));
+        let this = crate::connection::Connection {
+            peer: Some(peer.ip()),
+            body_read_timeout: Some(limits.body_read_timeout),
+        };
+        tokio::spawn(crate::connection::scope_with(this, async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "a connection ended with an error");
+            }
+            drop(permit);
+        }));
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = shutdown_timeout.as_secs_f64(),
+            "requests still in flight at the shutdown deadline; closing their connections"
+        );
+    }
 }
 
 /// After a failed accept: a connection the peer gave up on is no concern; anything
@@ -224,6 +251,53 @@ fn spawn_audit_pruner(
             }
         }
     })
+}
+
+/// Creates the data directory readable by its owner only (it holds the database, with
+/// emails and password hashes, and the server secret), and the SQLite database file
+/// likewise before SQLite opens it (its WAL and shared-memory files take the database
+/// file's mode). Warns about an existing directory or file that others may read.
+fn private_data_dir(config: &ServeConfig) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        }
+        let database = dir.join("keyward.db");
+        if config.database_url.is_none() && !database.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&database)
+                .with_context(|| format!("cannot create {}", database.display()))?;
+        }
+        let mut paths = vec![dir.to_path_buf()];
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            paths.push(entry.path());
+        }
+        for path in paths {
+            let mode = std::fs::metadata(&path)?.mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "others may read this; Keyward keeps emails, password hashes and its \
+                     secret here: chmod go-rwx"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    Ok(())
 }
 
 /// The server secret: from the configuration, else from `data_dir/secret`, else a new

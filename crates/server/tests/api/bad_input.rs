@@ -284,6 +284,15 @@ async fn bad_input_gets_the_right_4xx() {
         )
         .field("expires_at"),
         case(
+            "expiry past year 9999 in UTC",
+            M::POST,
+            KEYS,
+            Some(br#"{"name": "x", "expires_at": "9999-12-31T23:59:59-23:59"}"#),
+            invalid,
+            "ValidationError",
+        )
+        .field("expires_at"),
+        case(
             "expiry not RFC 3339",
             M::POST,
             KEYS,
@@ -426,6 +435,15 @@ async fn bad_input_gets_the_right_4xx() {
             M::PATCH,
             KEY,
             Some(br#"{"expires_at": "2001-01-01T00:00:00Z"}"#),
+            invalid,
+            "ValidationError",
+        )
+        .field("expires_at"),
+        case(
+            "patch expiry past year 9999 in UTC",
+            M::PATCH,
+            KEY,
+            Some(br#"{"expires_at": "9999-12-31T23:59:59-23:59"}"#),
             invalid,
             "ValidationError",
         )

@@ -232,6 +232,40 @@ async fn every_jsc8_key_level_attribute_and_listing_method_answers_as_macrometa(
     assert_eq!(ok("current_fabric")["name"], "_system");
 
     assert!(ok("key_lists_collections").is_array());
+
+    let users = ok("users")["result"].as_array().unwrap().clone();
+    assert!(users.iter().any(|u| u["email"] == ADMIN_EMAIL), "{users:?}");
+    let created = ok("create_user");
+    assert_eq!(
+        (created["code"].as_u64(), created["user"].as_str()),
+        (Some(201), Some("ana"))
+    );
+    err("create_user_again", 409, 1702);
+    err("create_user_short_password", 400, 1701);
+    assert_eq!(ok("has_user"), &Value::Bool(true));
+    assert_eq!(ok("has_nobody"), &Value::Bool(false));
+    assert_eq!(ok("get_user")["email"], "ana@example.com");
+    assert_eq!(ok("update_user")["active"], false);
+    assert_eq!(ok("replace_user")["active"], true);
+    assert!(ok("user_permissions")["result"]["_system"].is_string());
+    assert_eq!(ok("user_set_permission")["result"], "ro");
+    assert_eq!(ok("user_permission")["result"], "ro");
+    assert_eq!(ok("user_set_collection")["result"], "rw");
+    assert_eq!(ok("user_collection")["result"], "rw");
+    assert_eq!(ok("user_reset_collection")["error"], false);
+    assert_eq!(
+        ok("user_collection_after")["result"],
+        "ro",
+        "falls back to the fabric's level"
+    );
+    assert_eq!(ok("user_reset")["error"], false);
+    err("user_attributes", 501, 501);
+    assert_eq!(ok("delete_user")["error"], false);
+    assert_eq!(
+        ok("deleted_user")["active"],
+        false,
+        "removing a user deactivates it"
+    );
     let validated = ok("key_validates_itself");
     assert_eq!(validated["result"]["keyid"], "tour");
     assert_eq!(validated["result"]["tenant"], "default");

@@ -472,7 +472,7 @@ async fn bad_input_gets_octopus_errors() {
     let id = octopus_id(&server, &key).await;
     let keys = format!("/api/users/{id}/apikeys");
 
-    let cases: [(&str, &[u8], &str); 8] = [
+    let cases: [(&str, &[u8], &str); 9] = [
         ("no Purpose", b"{}", "Purpose"),
         ("null Purpose", br#"{"Purpose": null}"#, "Purpose"),
         ("blank Purpose", br#"{"Purpose": "  "}"#, "Purpose"),
@@ -484,6 +484,11 @@ async fn bad_input_gets_octopus_errors() {
         (
             "past Expires",
             br#"{"Purpose": "p", "Expires": "2001-01-01T00:00:00+00:00"}"#,
+            "Expires",
+        ),
+        (
+            "Expires past year 9999 in UTC",
+            br#"{"Purpose": "p", "Expires": "9999-12-31T23:59:59-23:59"}"#,
             "Expires",
         ),
         (

@@ -193,7 +193,7 @@ pub fn render(failure: Failure) -> Response {
         Failure::Validation { .. } => StatusCode::BAD_REQUEST,
         other => other.status(),
     };
-    body(status, in_octopus_terms(&failure))
+    failure.with_retry_after(body(status, in_octopus_terms(&failure)))
 }
 
 pub fn method_not_allowed() -> Response {

@@ -85,7 +85,7 @@ pub fn render(failure: Failure) -> Response {
         Failure::Validation { .. } => StatusCode::BAD_REQUEST,
         other => other.status(),
     };
-    error_response(status, failure.message())
+    failure.with_retry_after(error_response(status, failure.message()))
 }
 
 fn error_response(status: StatusCode, message: String) -> Response {

@@ -27,6 +27,27 @@ async function main () {
   await step("get_unknown", () => c.getAvailableApiKey("nobody"));
 
   // A client of the new key, built as the seed builds one.
+  await step("users", () => c.getUsers());
+  await step("create_user", () => c.createUser("ana", "ana@example.com", "ana-password-1"));
+  await step("create_user_again", () => c.createUser("ana", "ana2@example.com", "ana-password-1"));
+  await step("create_user_short_password", () => c.createUser("bo", "bo@example.com", "x"));
+  await step("has_user", () => c.hasUser("ana"));
+  await step("has_nobody", () => c.hasUser("nobody"));
+  await step("get_user", () => c.getUser("ana"));
+  await step("update_user", () => c.updateUser("ana", { active: false }));
+  await step("replace_user", () => c.replaceUser("ana", { active: true }));
+  await step("user_permissions", () => c.getPermissions("ana"));
+  await step("user_set_permission", () => c.updatePermission("ana", "_system", "ro"));
+  await step("user_permission", () => c.getPermission("ana", "_system"));
+  await step("user_set_collection", () => c.updatePermission("ana", "_system", "rw", "orders"));
+  await step("user_collection", () => c.getPermission("ana", "_system", "orders"));
+  await step("user_reset_collection", () => c.resetPermission("ana", "_system", "orders"));
+  await step("user_collection_after", () => c.getPermission("ana", "_system", "orders"));
+  await step("user_reset", () => c.resetPermission("ana", "_system"));
+  await step("user_attributes", () => c.getUserAttributes("ana"));
+  await step("delete_user", () => c.deleteUser("ana"));
+  await step("deleted_user", () => c.getUser("ana"));
+
   const secret = out.create.ok && out.create.ok.key;
   const k = new jsc8({ url: URL, apiKey: secret, fabricName: "_system" });
   await step("key_lists_collections", () => k.listCollections());

@@ -7,6 +7,8 @@
 //! `fabric/<f>`, `fabric/<f>/collection/<c>`, `fabric/<f>/stream/<s>` and `billing`,
 //! where a name of `*` is the default; attributes are the key's metadata.
 
+mod users;
+
 use crate::auth::origin;
 use crate::door::{Authed, Body, DoorShape, Params, QueryOf};
 use crate::error::Failure;
@@ -40,6 +42,7 @@ pub fn routes() -> Router<AppState> {
     let router = fabric_routes(router, "/_fabric/{f}/_api");
     // jsc8 lists collections and fabrics without `_api`.
     let router = fabric_routes(router, "/_fabric/{f}");
+    let router = users::routes(router, "/_fabric/{f}");
     router
         .route(
             "/_fabric/{f}/_api/database/{name}",
@@ -154,14 +157,20 @@ fn vendor_error(failure: &Failure) -> (StatusCode, u32, String) {
         Failure::Conflict(Field::SpaceName) => {
             (StatusCode::CONFLICT, 1207, "duplicate database name".into())
         }
+        Failure::Conflict(Field::Username | Field::Email) => {
+            (StatusCode::CONFLICT, 1702, "duplicate user".into())
+        }
         Failure::Conflict(_) => (StatusCode::BAD_REQUEST, 10, failure.message()),
         Failure::Validation { field, message } => match field.as_str() {
             "keyid" => (StatusCode::BAD_REQUEST, 100020, message.clone()),
+            "username" | "email" => (StatusCode::BAD_REQUEST, 1700, message.clone()),
+            "password" => (StatusCode::BAD_REQUEST, 1701, message.clone()),
             _ => (StatusCode::BAD_REQUEST, 10, message.clone()),
         },
         Failure::PayloadTooLarge => (status, 413, failure.message()),
+        Failure::RequestTimeout => (status, 408, failure.message()),
         Failure::NotImplemented(_) => (status, 501, failure.message()),
-        Failure::Unavailable(_) => (status, 503, failure.message()),
+        Failure::Unavailable(_) | Failure::Busy { .. } => (status, 503, failure.message()),
         Failure::Internal(_) => (status, 4, failure.message()),
     }
 }
@@ -176,7 +185,8 @@ impl IntoResponse for MmError {
             "errorNum": number,
             "errorMessage": message,
         });
-        (status, Json(body)).into_response()
+        self.0
+            .with_retry_after((status, Json(body)).into_response())
     }
 }
 
@@ -284,7 +294,7 @@ async fn login(
         }
         _ => {
             return Err(invalid(
-                "email",
+                "login",
                 "send 'email' and 'password', or 'tenant', 'username' and 'password'",
             ))
         }
