@@ -43,6 +43,9 @@ impl Keyward {
             Role::Admin => Grants::all(),
             Role::Member => request.grants.unwrap_or_else(default_member_grants),
         };
+        // Nobody makes a user who holds more than they do: an administrator's role is
+        // everything, so only a credential that holds everything may give it.
+        caller.check_may_grant(&grants, &caller.user)?;
         let now = self.now();
         let user = User {
             id: UserId::generate(),
@@ -128,6 +131,15 @@ impl Keyward {
                 user.password_hash = hash.clone();
             }
             if let Some(role) = patch.role {
+                if role != user.role {
+                    // A role change recomputes what the user holds: a demoted
+                    // administrator keeps none of an administrator's grants (nor do
+                    // their keys, which verification holds to their owner's).
+                    user.grants = match role {
+                        Role::Admin => Grants::all(),
+                        Role::Member => default_member_grants(),
+                    };
+                }
                 user.role = role;
             }
             if let Some(active) = patch.active {
@@ -139,6 +151,18 @@ impl Keyward {
             if caller.is_user(id) && (!user.active || user.role != Role::Admin) {
                 return Err(AppError::forbidden("you cannot demote or disable yourself"));
             }
+            // Nothing escalates through users: a credential may change only a user who
+            // holds no more than it does (changing another's password would let it
+            // act as them), and may leave them holding no more than it does.
+            caller
+                .check_may_grant(before.effective_grants(), &caller.user)
+                .map_err(|_| {
+                    AppError::forbidden(
+                        "this user holds more than the credential in use: only a credential \
+                         that holds as much may change them",
+                    )
+                })?;
+            caller.check_may_grant(user.effective_grants(), &caller.user)?;
             if user == before {
                 return Ok(user);
             }

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod hardening;
 mod jsc8;
 mod keys;
 mod macrometa;
