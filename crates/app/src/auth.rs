@@ -87,7 +87,9 @@ impl Keyward {
             }
         };
         self.record_login(origin, tried, Some(&user), true).await?;
-        let (token, expires_at) = self.sessions.issue(user.id, user.tenant_id, self.now());
+        let (token, expires_at) =
+            self.sessions
+                .issue(user.id, user.tenant_id, user.session_epoch, self.now());
         Ok(Session {
             user,
             token,
@@ -152,6 +154,14 @@ impl Keyward {
             .ok_or_else(|| {
                 AppError::Unauthenticated("the session's user is gone or disabled".into())
             })?;
+        // Logout, a new password, a role change and deactivation end every session
+        // issued before them; the user is read from the store on every request, so this
+        // holds on every node at once.
+        if claims.ep != user.session_epoch {
+            return Err(AppError::Unauthenticated(
+                "the session has ended; log in again".into(),
+            ));
+        }
         Ok(Principal {
             user: Arc::new(user),
             key: None,
@@ -210,6 +220,18 @@ pub fn refusal_message(code: VerifyCode) -> &'static str {
 }
 
 impl Keyward {
+    /// Ends every session of the caller's user (the one in use included). Keys are
+    /// not sessions: a request made with a key has none to end.
+    pub async fn logout(&self, caller: &crate::Caller) -> AppResult<()> {
+        if caller.key.is_some() {
+            return Err(AppError::invalid(
+                "credential",
+                "logout ends login sessions; this request was made with an API key",
+            ));
+        }
+        self.end_sessions(caller).await
+    }
+
     /// Checks a credential presented to the caller (Macrometa's `key/validate`): whose
     /// it is, if it is valid in the caller's tenant. Anyone may check their own; checking
     /// another's takes `keyward.keys.verify`. A credential of another tenant is as

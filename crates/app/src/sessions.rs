@@ -16,6 +16,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// The user's session epoch when the token was issued; a later epoch ends it.
+    /// Tokens issued before epochs existed read as epoch 0.
+    #[serde(default)]
+    pub ep: i64,
 }
 
 const ISSUER: &str = "keyward";
@@ -47,6 +51,7 @@ impl Sessions {
         &self,
         user: UserId,
         tenant: TenantId,
+        epoch: i64,
         now: OffsetDateTime,
     ) -> (String, OffsetDateTime) {
         let expires = now + self.ttl;
@@ -56,6 +61,7 @@ impl Sessions {
             iat: now.unix_timestamp(),
             exp: expires.unix_timestamp(),
             iss: ISSUER.into(),
+            ep: epoch,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
@@ -86,6 +92,7 @@ mod tests {
         let (token, _) = sessions.issue(
             UserId::generate(),
             TenantId::generate(),
+            0,
             OffsetDateTime::now_utc(),
         );
         assert!(looks_like_jwt(&token));

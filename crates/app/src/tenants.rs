@@ -50,6 +50,7 @@ pub async fn create_tenant(
         grants: principal::default_member_grants(),
         created_at: now,
         updated_at: now,
+        session_epoch: 0,
     };
     let event = |action, target, owner, changes| AuditEvent {
         id: uuid::Uuid::now_v7(),

@@ -60,6 +60,7 @@ impl Keyward {
             grants,
             created_at: now,
             updated_at: now,
+            session_epoch: 0,
         };
         let event = self.event(
             caller,
@@ -165,6 +166,14 @@ impl Keyward {
             caller.check_may_grant(user.effective_grants(), &caller.user)?;
             if user == before {
                 return Ok(user);
+            }
+            // A new password, a new role or a deactivation ends the user's sessions
+            // (and a reactivation does not revive them).
+            if user.password_hash != before.password_hash
+                || user.role != before.role
+                || (before.active && !user.active)
+            {
+                user.session_epoch = before.session_epoch + 1;
             }
             user.updated_at = self.next_update_time(before.updated_at);
             let event = self.event(
@@ -299,6 +308,39 @@ pub(crate) async fn hash_password(password: String) -> AppResult<String> {
 }
 
 impl Keyward {
+    /// Ends every session of the caller's user, with a `user.logged_out` event.
+    pub(crate) async fn end_sessions(&self, caller: &Caller) -> AppResult<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            let before = self
+                .user_in_tenant(caller.tenant_id(), caller.user.id)
+                .await?;
+            let user = User {
+                session_epoch: before.session_epoch + 1,
+                updated_at: self.next_update_time(before.updated_at),
+                ..before.clone()
+            };
+            let event = self.event(
+                caller,
+                Action::UserLoggedOut,
+                Target::User(user.id),
+                Some(user.id),
+                Changes::new(),
+            );
+            let change = Mutation::UpdateUser {
+                user: &user,
+                read_at: before.updated_at,
+            };
+            match self.store.commit(change, &[event]).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Stale) => tokio::task::yield_now().await,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the user kept changing while their sessions were ended; try again".into(),
+        ))
+    }
+
     /// A user of the caller's tenant by username: administrators see all, members
     /// only themselves.
     pub async fn user_by_username(&self, caller: &Principal, username: &str) -> AppResult<User> {

@@ -115,6 +115,7 @@ pub enum Action {
     UserUpdated,
     UserDeactivated,
     UserPasswordChanged,
+    UserLoggedOut,
     TenantCreated,
     SpaceCreated,
     ResourceDeclared,
@@ -124,7 +125,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::KeyCreated,
         Action::KeyUpdated,
         Action::KeyRotated,
@@ -135,6 +136,7 @@ impl Action {
         Action::UserUpdated,
         Action::UserDeactivated,
         Action::UserPasswordChanged,
+        Action::UserLoggedOut,
         Action::TenantCreated,
         Action::SpaceCreated,
         Action::ResourceDeclared,
@@ -155,6 +157,7 @@ impl Action {
             Action::UserUpdated => "user.updated",
             Action::UserDeactivated => "user.deactivated",
             Action::UserPasswordChanged => "user.password_changed",
+            Action::UserLoggedOut => "user.logged_out",
             Action::TenantCreated => "tenant.created",
             Action::SpaceCreated => "space.created",
             Action::ResourceDeclared => "space.resource_declared",

@@ -83,6 +83,9 @@ pub struct User {
     pub grants: Grants,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Sessions issued in an earlier epoch are over: bumped by logout, a new password,
+    /// a role change and deactivation.
+    pub session_epoch: i64,
 }
 
 impl User {

@@ -173,6 +173,7 @@ mod tests {
             grants: Grants::parse(grants).unwrap(),
             created_at: now,
             updated_at: now,
+            session_epoch: 0,
         }
     }
 

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v0/auth/login", post(login))
+        .route("/v0/auth/logout", post(logout))
         .route("/v0/me", get(me))
         .route("/v0/users", post(create_user).get(list_users))
         .route("/v0/users/{id}", get(get_user).patch(update_user))
@@ -143,6 +144,15 @@ async fn login(
         "expires_at": rfc3339(session.expires_at),
         "user": UserView::of(&session.user),
     })))
+}
+
+/// Ends every session of the caller's user, the one in use included.
+async fn logout(
+    State(app): State<AppState>,
+    Authed(caller, _): Authed<Native>,
+) -> ApiResult<Response> {
+    app.logout(&caller).await?;
+    Ok(Json(json!({ "status": "logged out" })).into_response())
 }
 
 /// Who is calling, serialized straight from the principal (an authenticated request

@@ -55,6 +55,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("grants", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("session_epoch", Int),
         ],
     ),
     (

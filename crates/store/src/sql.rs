@@ -127,7 +127,7 @@ pub(crate) fn json_to_text(value: &impl serde::Serialize) -> String {
 }
 
 pub(crate) const USER_COLUMNS: &str = "seq, id, tenant_id, email, username, display_name, \
-     password_hash, role, active, grants, created_at, updated_at";
+     password_hash, role, active, grants, created_at, updated_at, session_epoch";
 
 pub(crate) const KEY_COLUMNS: &str = "seq, id, tenant_id, owner_id, name, door, shape, start, \
      public_id, grants, metadata, enabled, created_at, updated_at, expires_at, revoked_at, \

@@ -287,6 +287,7 @@ fn new_user(tenant: TenantId, email: &str, username: &str) -> User {
         grants: grants(&["data.read", "fabric/_system:ro"]),
         created_at: at,
         updated_at: at,
+        session_epoch: 0,
     }
 }
 
@@ -690,6 +691,7 @@ async fn update_user_round_trips(store: DynStore) {
         active: false,
         grants: grants(&["data.*", "fabric/_system:rw", "fabric/*:none"]),
         updated_at: now() + Duration::seconds(5),
+        session_epoch: 3,
         ..jo.clone()
     };
     store.update_user(&changed).await.unwrap();

@@ -134,3 +134,83 @@ async fn a_demoted_administrator_and_their_keys_hold_only_what_a_member_does() {
     let seen = server.get(&key_path(&own), &ex).await;
     assert_error(&seen, StatusCode::NOT_FOUND, "NotFound");
 }
+
+#[tokio::test]
+async fn sessions_end_at_logout_and_when_an_administrator_changes_the_user() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (jo_id, jo) = server.member_with_id(&admin, "jo@example.com", None).await;
+    let jo_path = format!("/v0/users/{jo_id}");
+    let me = |token: String| {
+        let server = &server;
+        async move { server.get("/v0/me", &token).await.status }
+    };
+    assert_eq!(me(jo.clone()).await, StatusCode::OK);
+
+    // An administrator sets a new password: the old session is over.
+    let changed = server
+        .call(
+            Method::PATCH,
+            &jo_path,
+            Some(&admin),
+            Some(json!({"password": "brand-new-pass-1"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let refused = server.get("/v0/me", &jo).await;
+    assert_error(&refused, StatusCode::UNAUTHORIZED, "Unauthorized");
+
+    // Logout ends the session in use (and any other of the user's).
+    let first = server.login("jo@example.com", "brand-new-pass-1").await;
+    let second = server.login("jo@example.com", "brand-new-pass-1").await;
+    let out = server
+        .call(Method::POST, "/v0/auth/logout", Some(&first), None)
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert_eq!(me(first.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(second).await, StatusCode::UNAUTHORIZED);
+    let twice = server
+        .call(Method::POST, "/v0/auth/logout", Some(&first), None)
+        .await;
+    assert_error(&twice, StatusCode::UNAUTHORIZED, "Unauthorized");
+
+    // Deactivation ends sessions, and reactivation does not revive them.
+    let third = server.login("jo@example.com", "brand-new-pass-1").await;
+    for active in [false, true] {
+        let reply = server
+            .call(
+                Method::PATCH,
+                &jo_path,
+                Some(&admin),
+                Some(json!({"active": active})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    assert_eq!(me(third).await, StatusCode::UNAUTHORIZED);
+
+    // A role change ends them too; a key is not a session and cannot log out.
+    let fourth = server.login("jo@example.com", "brand-new-pass-1").await;
+    let (_, key) = server.create_key(&fourth, json!({"name": "jo-key"})).await;
+    let promoted = server
+        .call(
+            Method::PATCH,
+            &jo_path,
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
+    assert_eq!(me(fourth).await, StatusCode::UNAUTHORIZED);
+    let by_key = server
+        .call(Method::POST, "/v0/auth/logout", Some(&key), None)
+        .await;
+    assert_error(&by_key, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+    let logouts = server.get("/v0/audit?action=user.logged_out", &admin).await;
+    assert_eq!(
+        logouts.body["events"].as_array().unwrap().len(),
+        1,
+        "{}",
+        logouts.text
+    );
+}

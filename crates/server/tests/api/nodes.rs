@@ -568,3 +568,35 @@ async fn nodes_starting_together_on_an_empty_database_all_come_up() {
         assert_eq!(node.verify_code(&admin, &secret, None).await, "VALID");
     }
 }
+
+/// Ending a user's sessions on one node (logout, a new password set by an
+/// administrator) ends them on the other at its next request.
+#[tokio::test]
+async fn sessions_ended_on_one_node_are_refused_by_the_other() {
+    let c = cluster().await;
+    let (jo_id, jo) = c.a.member_with_id(&c.admin, "jo@example.com", None).await;
+    assert_eq!(c.b.get("/v0/me", &jo).await.status, StatusCode::OK);
+    let changed =
+        c.a.call(
+            Method::PATCH,
+            &format!("/v0/users/{jo_id}"),
+            Some(&c.admin),
+            Some(json!({"password": "another-password-9"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(
+        c.b.get("/v0/me", &jo).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let again = c.b.login("jo@example.com", "another-password-9").await;
+    let out =
+        c.a.call(Method::POST, "/v0/auth/logout", Some(&again), None)
+            .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert_eq!(
+        c.b.get("/v0/me", &again).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -134,7 +134,8 @@ async fn a_deactivated_owner_loses_keys_and_sessions_at_once() {
         .await;
     assert_error(&login, StatusCode::UNAUTHORIZED, "Unauthorized");
 
-    // Reactivated, the same key and session work again.
+    // Reactivated, the same key works again; the old session does not (deactivation
+    // ended it for good), and a new login works.
     let on = server
         .call(
             Method::PATCH,
@@ -145,5 +146,10 @@ async fn a_deactivated_owner_loses_keys_and_sessions_at_once() {
         .await;
     assert_eq!(on.status, StatusCode::OK, "{}", on.text);
     assert_works(&server, &admin, &secret).await;
-    assert_eq!(server.get("/v0/me", &member).await.status, StatusCode::OK);
+    let old = server.get("/v0/me", &member).await;
+    assert_error(&old, StatusCode::UNAUTHORIZED, "Unauthorized");
+    let again = server
+        .login("leaver@example.com", crate::support::MEMBER_PASSWORD)
+        .await;
+    assert_eq!(server.get("/v0/me", &again).await.status, StatusCode::OK);
 }

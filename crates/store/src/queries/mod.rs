@@ -53,6 +53,9 @@ pub(super) fn user_from_row(row: &DbRow, p: &str) -> StoreResult<User> {
             row.try_get(col("updated_at").as_str())
                 .map_err(read_error)?,
         )?,
+        session_epoch: row
+            .try_get(col("session_epoch").as_str())
+            .map_err(read_error)?,
     })
 }
 
@@ -114,8 +117,8 @@ pub(super) fn count(n: i64) -> u64 {
 }
 
 pub(super) const INSERT_USER: &str = "INSERT INTO users (id, tenant_id, email, username, \
-     display_name, password_hash, role, active, grants, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq";
+     display_name, password_hash, role, active, grants, created_at, updated_at, \
+     session_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq";
 
 pub(super) fn bind_user<'q>(q: Query<'q>, u: &'q User) -> Query<'q> {
     q.bind(u.id.0)
@@ -129,6 +132,7 @@ pub(super) fn bind_user<'q>(q: Query<'q>, u: &'q User) -> Query<'q> {
         .bind(grants_to_text(&u.grants))
         .bind(micros(u.created_at))
         .bind(micros(u.updated_at))
+        .bind(u.session_epoch)
 }
 
 /// Inserts a key with its columns in the order [`bind_key`] binds them. Bulk

@@ -150,7 +150,8 @@ async fn update_user(tx: &mut Tx, user: &User, read_at: OffsetDateTime) -> Store
     let done = sqlx::query(
         "UPDATE users SET email = $1, username = $2, display_name = $3, \
          password_hash = $4, role = $5, active = $6, grants = $7, \
-         updated_at = $8 WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
+         updated_at = $8, session_epoch = $12 \
+         WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
     )
     .bind(user.email.as_str())
     .bind(user.username.as_str())
@@ -163,6 +164,7 @@ async fn update_user(tx: &mut Tx, user: &User, read_at: OffsetDateTime) -> Store
     .bind(user.id.0)
     .bind(user.tenant_id.0)
     .bind(micros(read_at))
+    .bind(user.session_epoch)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
