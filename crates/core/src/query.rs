@@ -6,7 +6,7 @@
 use crate::error::{CoreError, CoreResult};
 use crate::perm::{AccessLevel, Grants, Permission, ResourcePath};
 
-const MAX_QUERY_LEN: usize = 4096;
+pub const MAX_QUERY_LEN: usize = 2048;
 const MAX_DEPTH: usize = 32;
 
 /// One thing a query can ask for.
@@ -45,6 +45,14 @@ pub enum Query {
 impl Query {
     /// Every one of `entries` (the JSON-array form of a query).
     pub fn all_of<S: AsRef<str>>(entries: &[S]) -> CoreResult<Self> {
+        // Held to the expression's bound: its cost is its terms times the grants.
+        let length: usize = entries.iter().map(|e| e.as_ref().len() + 5).sum();
+        if length > MAX_QUERY_LEN {
+            return Err(CoreError::invalid(
+                "permissions",
+                format!("a permission query is at most {MAX_QUERY_LEN} characters"),
+            ));
+        }
         let terms = entries
             .iter()
             .map(|e| Requirement::parse(e.as_ref()).map(Query::Require))

@@ -214,3 +214,76 @@ async fn sessions_end_at_logout_and_when_an_administrator_changes_the_user() {
         logouts.text
     );
 }
+
+/// `count` access grants shaped like the ones that once took seconds to refuse:
+/// `*/a/*/b/.../*:rw`, 16 segments each, each distinct.
+fn crafted_grants(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let segments: Vec<String> = (0..16)
+                .map(|s| {
+                    if s % 2 == 0 {
+                        "*".to_string()
+                    } else {
+                        format!("n{}", (i >> (s / 2)) & 1)
+                    }
+                })
+                .collect();
+            format!("{}/x{i}:rw", segments[..15].join("/"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_grant_lists_are_refused_by_their_limits_and_healthz_answers() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let member = server
+        .member(
+            &admin,
+            "m@example.com",
+            Some(json!(["keyward.keys.*", "fabric/_system:ro"])),
+        )
+        .await;
+    let create = |permissions: Vec<String>| {
+        let (server, member) = (&server, &member);
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/v0/api_keys",
+                    Some(member),
+                    Some(json!({"name": "crafted", "permissions": permissions})),
+                )
+                .await
+        }
+    };
+    // The attack's size: more entries than a key may hold.
+    let (too_many, health) = tokio::join!(
+        create(crafted_grants(170)),
+        server.call(Method::GET, "/healthz", None, None)
+    );
+    assert_eq!(health.status, StatusCode::OK);
+    let message = assert_error(
+        &too_many,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ValidationError",
+    );
+    assert!(message.contains("at most 64"), "{message}");
+    assert_eq!(too_many.body["details"]["field"], "permissions");
+    // Within the entries' limit, past the access grants' one.
+    let over_access = create(crafted_grants(33)).await;
+    let message = assert_error(
+        &over_access,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ValidationError",
+    );
+    assert!(message.contains("at most 32 access grants"), "{message}");
+    // At the limit, the decision is made (and is a refusal: the member holds none of it).
+    let at_limit = create(crafted_grants(32)).await;
+    assert_error(&at_limit, StatusCode::FORBIDDEN, "Forbidden");
+    // A grant of more segments than allowed is refused by name.
+    let deep = format!("{}:ro", vec!["a"; 17].join("/"));
+    let reply = create(vec![deep]).await;
+    assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+}
