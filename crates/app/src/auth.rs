@@ -23,6 +23,26 @@ pub enum Credential<'a> {
     },
 }
 
+/// How many failed logins are allowed within a window, per account and per client
+/// address, before more attempts are refused without checking the password. They are
+/// counted from the audit log, so every node counts the same failures.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginThrottle {
+    pub per_account: u32,
+    pub per_address: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            per_account: 10,
+            per_address: 100,
+            window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
+}
+
 /// A session just opened.
 pub struct Session {
     pub user: User,
@@ -64,6 +84,13 @@ impl Keyward {
         user: Option<User>,
         password: &str,
     ) -> AppResult<Session> {
+        if let Some(retry_after_seconds) = self.throttled(origin, user.as_ref()).await? {
+            self.record_login(origin, tried, user.as_ref(), Action::LoginThrottled)
+                .await?;
+            return Err(AppError::Throttled {
+                retry_after_seconds,
+            });
+        }
         let password = password.to_string();
         let candidate = user.clone();
         // Argon2 takes tens of milliseconds of CPU and 19 MiB: on the password pool, off
@@ -81,12 +108,13 @@ impl Keyward {
         let user = match user {
             Some(user) if matched && user.active => user,
             refused => {
-                self.record_login(origin, tried, refused.as_ref(), false)
+                self.record_login(origin, tried, refused.as_ref(), Action::LoginFailed)
                     .await?;
                 return Err(AppError::Unauthenticated(WRONG_LOGIN.into()));
             }
         };
-        self.record_login(origin, tried, Some(&user), true).await?;
+        self.record_login(origin, tried, Some(&user), Action::LoginSucceeded)
+            .await?;
         let (token, expires_at) =
             self.sessions
                 .issue(user.id, user.tenant_id, user.session_epoch, self.now());
@@ -97,13 +125,42 @@ impl Keyward {
         })
     }
 
+    /// Whether this attempt must wait, and for how many seconds: when the account, or
+    /// the address it comes from, has had as many failed logins within the window as
+    /// the throttle allows, until the oldest of those leaves the window.
+    async fn throttled(&self, origin: Origin, user: Option<&User>) -> AppResult<Option<u32>> {
+        let policy = self.logins;
+        let now = self.now();
+        let since = now - policy.window;
+        let address = origin.remote_ip.map(|ip| ip.to_string());
+        let mut checks = Vec::new();
+        if let Some(user) = user {
+            checks.push((keyward_store::Recent::Target(user.id.0), policy.per_account));
+        }
+        if let Some(address) = &address {
+            checks.push((keyward_store::Recent::Address(address), policy.per_address));
+        }
+        for (about, limit) in checks {
+            let failures = self
+                .store
+                .recent_events(Action::LoginFailed, about, since, limit)
+                .await?;
+            if failures.len() as u32 >= limit.max(1) {
+                let oldest = failures.last().copied().unwrap_or(now);
+                let wait = (oldest + policy.window - now).whole_seconds().max(1);
+                return Ok(Some(u32::try_from(wait).unwrap_or(u32::MAX)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Records a login attempt: the email or username tried, never the password.
     async fn record_login(
         &self,
         origin: Origin,
         tried: &str,
         user: Option<&User>,
-        succeeded: bool,
+        action: Action,
     ) -> AppResult<()> {
         let mut details = serde_json::Map::new();
         details.insert(
@@ -117,11 +174,7 @@ impl Keyward {
             actor: user.map_or(Actor::Anonymous, |u| Actor::User(u.id)),
             door: Some(origin.door),
             remote_ip: origin.remote_ip,
-            action: if succeeded {
-                Action::LoginSucceeded
-            } else {
-                Action::LoginFailed
-            },
+            action,
             target: user.map_or(Target::Nobody, |u| Target::User(u.id)),
             changes: Default::default(),
             details,

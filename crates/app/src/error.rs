@@ -50,6 +50,9 @@ pub enum AppError {
     /// `retry_after_seconds`.
     #[error("too busy; retry after {retry_after_seconds} s")]
     Busy { retry_after_seconds: u32 },
+    /// Too many failed attempts (logins): try again after `retry_after_seconds`.
+    #[error("too many attempts; retry after {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u32 },
     /// The store could not answer: the request may be retried.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

@@ -81,6 +81,7 @@ pub struct Keyward {
     sessions: Sessions,
     clock: Arc<dyn Clock>,
     passwords: passwords::PasswordPool,
+    logins: auth::LoginThrottle,
     /// Tenants never change once made, so every node may keep them.
     tenants: quick_cache::sync::Cache<TenantId, Arc<Tenant>>,
 }
@@ -101,8 +102,15 @@ impl Keyward {
             sessions,
             clock,
             passwords: passwords::PasswordPool::for_this_machine(),
+            logins: auth::LoginThrottle::default(),
             tenants: quick_cache::sync::Cache::new(TENANT_CACHE),
         }
+    }
+
+    /// How many failed logins an account or an address may have before more are refused.
+    pub fn with_login_throttle(mut self, logins: auth::LoginThrottle) -> Self {
+        self.logins = logins;
+        self
     }
 
     /// The verification cache, for the HTTP layer's per-connection memory of it.

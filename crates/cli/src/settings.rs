@@ -67,6 +67,15 @@ pub struct ServeArgs {
     /// Seconds a graceful stop waits for requests in flight (default 10).
     #[arg(long, env = "KEYWARD_SHUTDOWN_TIMEOUT_SECONDS")]
     pub shutdown_timeout_seconds: Option<u64>,
+    /// Failed logins of one account within the window before more are refused (10).
+    #[arg(long, env = "KEYWARD_LOGIN_FAILURES_PER_ACCOUNT")]
+    pub login_failures_per_account: Option<u32>,
+    /// Failed logins from one address within the window before more are refused (100).
+    #[arg(long, env = "KEYWARD_LOGIN_FAILURES_PER_ADDRESS")]
+    pub login_failures_per_address: Option<u32>,
+    /// The window failed logins are counted in, in seconds (900).
+    #[arg(long, env = "KEYWARD_LOGIN_THROTTLE_WINDOW_SECONDS")]
+    pub login_throttle_window_seconds: Option<u64>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -88,6 +97,9 @@ struct FileSettings {
     max_connections: Option<usize>,
     max_header_bytes: Option<usize>,
     shutdown_timeout_seconds: Option<u64>,
+    login_failures_per_account: Option<u32>,
+    login_failures_per_address: Option<u32>,
+    login_throttle_window_seconds: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -158,6 +170,27 @@ impl ServeArgs {
             .or(file.shutdown_timeout_seconds)
         {
             config.shutdown_timeout = positive_seconds("shutdown timeout", s)?;
+        }
+        let logins = &mut config.login_throttle;
+        if let Some(n) = self
+            .login_failures_per_account
+            .or(file.login_failures_per_account)
+        {
+            anyhow::ensure!(n > 0, "login failures per account must be at least one");
+            logins.per_account = n;
+        }
+        if let Some(n) = self
+            .login_failures_per_address
+            .or(file.login_failures_per_address)
+        {
+            anyhow::ensure!(n > 0, "login failures per address must be at least one");
+            logins.per_address = n;
+        }
+        if let Some(s) = self
+            .login_throttle_window_seconds
+            .or(file.login_throttle_window_seconds)
+        {
+            logins.window = positive_seconds("login throttle window", s)?;
         }
         Ok(config)
     }

@@ -122,10 +122,11 @@ pub enum Action {
     KeysImported,
     LoginSucceeded,
     LoginFailed,
+    LoginThrottled,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::KeyCreated,
         Action::KeyUpdated,
         Action::KeyRotated,
@@ -143,6 +144,7 @@ impl Action {
         Action::KeysImported,
         Action::LoginSucceeded,
         Action::LoginFailed,
+        Action::LoginThrottled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -164,6 +166,7 @@ impl Action {
             Action::KeysImported => "keys.imported",
             Action::LoginSucceeded => "login.succeeded",
             Action::LoginFailed => "login.failed",
+            Action::LoginThrottled => "login.throttled",
         }
     }
 

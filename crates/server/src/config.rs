@@ -33,6 +33,8 @@ pub struct ServeConfig {
     /// How long a graceful stop waits for requests in flight before closing their
     /// connections.
     pub shutdown_timeout: Duration,
+    /// Failed logins allowed per account and per address within a window.
+    pub login_throttle: keyward_app::auth::LoginThrottle,
 }
 
 /// Bounds on what clients can make a node hold: every one has a flag and a default.
@@ -79,6 +81,7 @@ impl ServeConfig {
             audit_retention_days: 365,
             limits: ConnectionLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
+            login_throttle: keyward_app::auth::LoginThrottle::default(),
         }
     }
 

@@ -30,6 +30,10 @@ pub enum Failure {
     },
     /// A route a vendor defines that Keyward answers only as far as its permission check.
     NotImplemented(String),
+    /// Too many attempts (logins): retry after this many seconds.
+    Throttled {
+        retry_after_seconds: u32,
+    },
     /// Too busy (password hashing): retry after this many seconds.
     Busy {
         retry_after_seconds: u32,
@@ -55,6 +59,7 @@ impl Failure {
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Failure::Unavailable(_) | Failure::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,6 +84,9 @@ impl Failure {
             } => format!(
                 "Too many requests of this kind are waiting; retry after {retry_after_seconds} s"
             ),
+            Failure::Throttled {
+                retry_after_seconds,
+            } => format!("Too many failed attempts; retry after {retry_after_seconds} s"),
             Failure::Internal(_) => "Internal error".into(),
         }
     }
@@ -98,6 +106,7 @@ impl Failure {
             Failure::NotImplemented(_) => "NotImplemented",
             Failure::Unavailable(_) => "Unavailable",
             Failure::Busy { .. } => "Busy",
+            Failure::Throttled { .. } => "TooManyRequests",
             Failure::Internal(_) => "Internal",
         }
     }
@@ -115,6 +124,9 @@ impl Failure {
     /// Adds `Retry-After` to a door's answer when the failure says when to retry.
     pub fn with_retry_after(&self, mut response: Response) -> Response {
         if let Failure::Busy {
+            retry_after_seconds,
+        }
+        | Failure::Throttled {
             retry_after_seconds,
         } = self
         {
@@ -150,6 +162,11 @@ impl From<AppError> for Failure {
             AppError::Busy {
                 retry_after_seconds,
             } => Failure::Busy {
+                retry_after_seconds,
+            },
+            AppError::Throttled {
+                retry_after_seconds,
+            } => Failure::Throttled {
                 retry_after_seconds,
             },
             AppError::Unavailable(m) => Failure::Unavailable(m),

@@ -56,7 +56,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         clock.clone(),
     );
     let sessions = Sessions::new(&secret, config.session_ttl);
-    let app = Arc::new(Keyward::new(store, Arc::new(verifier), sessions, clock));
+    let app = Arc::new(
+        Keyward::new(store, Arc::new(verifier), sessions, clock)
+            .with_login_throttle(config.login_throttle),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

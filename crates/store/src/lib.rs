@@ -22,7 +22,9 @@ pub mod write;
 pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use traits::{AuditStore, KeyStore, Store, TenantStore, UsageStore, UserStore, WriteStore};
+pub use traits::{
+    AuditStore, KeyStore, Recent, Store, TenantStore, UsageStore, UserStore, WriteStore,
+};
 pub use write::{Committed, Mutation};
 
 /// A uniqueness rule of the schema, identified by the name of the constraint (or, on

@@ -88,6 +88,23 @@ pub trait AuditStore: Send + Sync {
     /// Deletes the events older than `before`, the one way an event ever goes; answers
     /// how many went.
     async fn prune_audit(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// The times of the latest `limit` events of `action` since `since` about `target`
+    /// (its id) or from `remote_ip`, newest first: what login throttling counts, on
+    /// every node alike.
+    async fn recent_events(
+        &self,
+        action: keyward_core::audit::Action,
+        about: Recent<'_>,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OffsetDateTime>>;
+}
+
+/// Whose recent events [`AuditStore::recent_events`] counts.
+#[derive(Clone, Copy, Debug)]
+pub enum Recent<'a> {
+    Target(uuid::Uuid),
+    Address(&'a str),
 }
 
 /// The one write path.

@@ -287,3 +287,66 @@ async fn crafted_grant_lists_are_refused_by_their_limits_and_healthz_answers() {
     let reply = create(vec![deep]).await;
     assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_account_through_every_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_configured(dir, |config| {
+        config.login_throttle.per_account = 3;
+        config.login_throttle.window = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let admin = server.admin_token().await;
+    let (_, _) = server.member_with_id(&admin, "jo@example.com", None).await;
+    let login = |password: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/v0/auth/login",
+                    None,
+                    Some(json!({"email": "jo@example.com", "password": password})),
+                )
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert_error(
+            &login("wrong-password-1").await,
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+        );
+    }
+    let throttled = login("wrong-password-1").await;
+    assert_error(&throttled, StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+    assert!(throttled.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("retry after"));
+    // The right password waits too, and Macrometa's door counts the same failures.
+    let right = login(MEMBER_PASSWORD).await;
+    assert_error(&right, StatusCode::TOO_MANY_REQUESTS, "TooManyRequests");
+    let mm = server
+        .call(
+            Method::POST,
+            "/_open/auth",
+            None,
+            Some(json!({"email": "jo@example.com", "password": MEMBER_PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (mm.status, mm.body["errorNum"].as_u64()),
+        (StatusCode::TOO_MANY_REQUESTS, Some(429))
+    );
+    let events = server.get("/v0/audit?action=login.throttled", &admin).await;
+    assert_eq!(
+        events.body["events"].as_array().unwrap().len(),
+        3,
+        "{}",
+        events.text
+    );
+    // After the window, the right password works.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(login(MEMBER_PASSWORD).await.status, StatusCode::OK);
+}

@@ -600,3 +600,27 @@ async fn sessions_ended_on_one_node_are_refused_by_the_other() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Failed logins are counted from the shared audit log: ten on one node, and the next
+/// on the other is refused.
+#[tokio::test]
+async fn failed_logins_on_one_node_throttle_the_other() {
+    let c = cluster().await;
+    c.a.member_with_id(&c.admin, "jo@example.com", None).await;
+    let wrong = json!({"email": "jo@example.com", "password": "not-jos-password"});
+    for _ in 0..10 {
+        let reply =
+            c.a.call(Method::POST, "/v0/auth/login", None, Some(wrong.clone()))
+                .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    }
+    let refused =
+        c.b.call(Method::POST, "/v0/auth/login", None, Some(wrong))
+            .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+}

@@ -89,6 +89,35 @@ impl crate::traits::AuditStore for Backend {
         Ok(AuditPage { events, next })
     }
 
+    async fn recent_events(
+        &self,
+        action: Action,
+        about: crate::Recent<'_>,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OffsetDateTime>> {
+        let (column, query) = match about {
+            crate::Recent::Target(_) => ("target_id", "target"),
+            crate::Recent::Address(_) => ("remote_ip", "address"),
+        };
+        let sql = format!(
+            "SELECT at FROM audit_events WHERE action = $1 AND {column} = $2 AND at >= $3 \
+             ORDER BY at DESC LIMIT $4"
+        );
+        let bound = sqlx::query_scalar::<_, i64>(&sql).bind(action.as_str());
+        let bound = match about {
+            crate::Recent::Target(id) => bound.bind(id),
+            crate::Recent::Address(ip) => bound.bind(ip.to_string()),
+        };
+        let times = bound
+            .bind(micros(since))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("recent events by {query}: {e}")))?;
+        times.into_iter().map(from_micros).collect()
+    }
+
     async fn prune_audit(&self, before: OffsetDateTime) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(micros(before))
