@@ -33,6 +33,8 @@ pub fn bench_key(hasher: &KeyHasher, owner: &User, name: String) -> (ApiKey, Key
         revoked_at: None,
         last_used_at: None,
         use_count: 0,
+        disabled_by: None,
+        disabled_by_admin: false,
     };
     let stored = KeySecret {
         hash: hasher.hash(secret.expose()),

@@ -99,6 +99,8 @@ impl Keyward {
             revoked_at: None,
             last_used_at: None,
             use_count: 0,
+            disabled_by: None,
+            disabled_by_admin: false,
         };
         let stored_secret = KeySecret {
             hash: self.verifier.hasher().hash(secret.expose()),
@@ -248,7 +250,7 @@ impl Keyward {
                 key.metadata = metadata.clone();
             }
             if let Some(enabled) = patch.enabled {
-                key.enabled = enabled;
+                set_enabled(caller, key, enabled)?;
             }
             Ok(())
         })
@@ -451,6 +453,29 @@ impl Keyward {
     }
 }
 
+/// Disables or enables a key, recording who disabled it. A key an administrator
+/// disabled stays disabled until an administrator enables it: its member cannot undo
+/// the decision.
+fn set_enabled(caller: &Caller, key: &mut ApiKey, enabled: bool) -> AppResult<()> {
+    if key.enabled == enabled {
+        return Ok(());
+    }
+    if enabled {
+        if key.disabled_by_admin && !caller.acts_as_admin() {
+            return Err(AppError::forbidden(
+                "an administrator disabled this key: only an administrator may enable it",
+            ));
+        }
+        key.disabled_by = None;
+        key.disabled_by_admin = false;
+    } else {
+        key.disabled_by = Some(caller.user.id);
+        key.disabled_by_admin = caller.acts_as_admin();
+    }
+    key.enabled = enabled;
+    Ok(())
+}
+
 fn still_changing() -> AppError {
     AppError::Unavailable("the record kept changing while it was being saved; try again".into())
 }
@@ -469,6 +494,8 @@ fn key_action(before: &ApiKey, after: &ApiKey) -> Action {
     }
     let only_state = ApiKey {
         enabled: before.enabled,
+        disabled_by: before.disabled_by,
+        disabled_by_admin: before.disabled_by_admin,
         ..after.clone()
     } == ApiKey {
         updated_at: after.updated_at,

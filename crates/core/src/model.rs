@@ -158,6 +158,11 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
     pub use_count: i64,
+    /// Who disabled the key, while it is disabled.
+    pub disabled_by: Option<UserId>,
+    /// Whether they did it as an administrator: then only an administrator may enable
+    /// it again.
+    pub disabled_by_admin: bool,
 }
 
 /// The state a key is in at a given moment, in the order in which they are checked.

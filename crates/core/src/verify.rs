@@ -103,6 +103,8 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             use_count: 0,
+            disabled_by: None,
+            disabled_by_admin: false,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct KeyView<'a> {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub use_count: i64,
+    /// Who disabled the key, while it is disabled.
+    pub disabled_by: Option<UserId>,
 }
 
 impl<'a> KeyView<'a> {
@@ -48,6 +50,7 @@ impl<'a> KeyView<'a> {
             revoked_at: key.revoked_at,
             last_used_at: key.last_used_at,
             use_count: key.use_count,
+            disabled_by: key.disabled_by,
         }
     }
 }

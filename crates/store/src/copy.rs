@@ -79,6 +79,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("revoked_at", OptInt),
             ("last_used_at", OptInt),
             ("use_count", Int),
+            ("disabled_by", OptUuid),
+            ("disabled_by_admin", Bool),
         ],
     ),
     (

@@ -131,7 +131,7 @@ pub(crate) const USER_COLUMNS: &str = "seq, id, tenant_id, email, username, disp
 
 pub(crate) const KEY_COLUMNS: &str = "seq, id, tenant_id, owner_id, name, door, shape, start, \
      public_id, grants, metadata, enabled, created_at, updated_at, expires_at, revoked_at, \
-     last_used_at, use_count";
+     last_used_at, use_count, disabled_by, disabled_by_admin";
 
 /// Keys updated by one statement when usage is flushed: 3 parameters each, well under
 /// both databases' limits on parameters.

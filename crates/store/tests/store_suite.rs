@@ -330,6 +330,8 @@ fn new_key(owner: &User, name: &str, door: Door, shape: KeyShape) -> NewKey {
         revoked_at: None,
         last_used_at: None,
         use_count: 0,
+        disabled_by: None,
+        disabled_by_admin: false,
     };
     let stored = KeySecret {
         hash: HASHER.hash(secret.expose()),

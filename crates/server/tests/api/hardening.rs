@@ -350,3 +350,43 @@ async fn failed_logins_are_throttled_per_account_through_every_door() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(login(MEMBER_PASSWORD).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_key_an_administrator_disabled_stays_disabled_until_an_administrator_enables_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let admin_id = server.user_id(&admin).await;
+    let (member_id, member) = server.member_with_id(&admin, "jo@example.com", None).await;
+    let (id, secret) = server.create_key(&member, json!({"name": "jo"})).await;
+    let path = key_path(&id);
+    let patch = |auth: String, body: serde_json::Value| {
+        let (server, path) = (&server, path.clone());
+        async move {
+            server
+                .call(Method::PATCH, &path, Some(&auth), Some(body))
+                .await
+        }
+    };
+    let disabled = patch(
+        admin.clone(),
+        json!({"enabled": false, "expires_at": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
+    assert_eq!(disabled.body["disabled_by"], admin_id.as_str());
+
+    let undone = patch(member.clone(), json!({"enabled": true, "expires_at": null})).await;
+    assert_error(&undone, StatusCode::FORBIDDEN, "Forbidden");
+    assert_eq!(server.verify_code(&admin, &secret, None).await, "DISABLED");
+
+    let enabled = patch(admin.clone(), json!({"enabled": true})).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.text);
+    assert_eq!(enabled.body["disabled_by"], serde_json::Value::Null);
+    assert_eq!(server.verify_code(&admin, &secret, None).await, "VALID");
+
+    // What a member disabled, the member may enable again.
+    let own = patch(member.clone(), json!({"enabled": false})).await;
+    assert_eq!(own.body["disabled_by"], member_id.as_str());
+    let back = patch(member.clone(), json!({"enabled": true})).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+}

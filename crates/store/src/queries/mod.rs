@@ -84,6 +84,11 @@ pub(super) fn key_from_row(row: &DbRow) -> StoreResult<ApiKey> {
         revoked_at: from_opt_micros(row.try_get("revoked_at").map_err(read_error)?)?,
         last_used_at: from_opt_micros(row.try_get("last_used_at").map_err(read_error)?)?,
         use_count: row.try_get("use_count").map_err(read_error)?,
+        disabled_by: row
+            .try_get::<Option<uuid::Uuid>, _>("disabled_by")
+            .map_err(read_error)?
+            .map(UserId),
+        disabled_by_admin: row.try_get("disabled_by_admin").map_err(read_error)?,
     })
 }
 
@@ -139,8 +144,9 @@ pub(super) fn bind_user<'q>(q: Query<'q>, u: &'q User) -> Query<'q> {
 /// inserts ignore the returned `seq`.
 pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, \
     shape, start, public_id, grants, metadata, enabled, created_at, updated_at, \
-    expires_at, revoked_at, last_used_at, use_count) VALUES ($1, $2, $3, $4, $5, $6, \
-    $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq";
+    expires_at, revoked_at, last_used_at, use_count, disabled_by, disabled_by_admin) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+    $18, $19) RETURNING seq";
 
 pub(super) fn bind_key<'q>(q: Query<'q>, key: &'q ApiKey) -> Query<'q> {
     q.bind(key.id.0)
@@ -160,6 +166,8 @@ pub(super) fn bind_key<'q>(q: Query<'q>, key: &'q ApiKey) -> Query<'q> {
         .bind(opt_micros(key.revoked_at))
         .bind(opt_micros(key.last_used_at))
         .bind(key.use_count)
+        .bind(key.disabled_by.map(|u| u.0))
+        .bind(key.disabled_by_admin)
 }
 
 impl Backend {

@@ -187,7 +187,8 @@ async fn update_key(tx: &mut Tx, key: &ApiKey, read_at: OffsetDateTime) -> Store
     let done = sqlx::query(
         "UPDATE api_keys SET name = $1, grants = $2, metadata = $3, \
          enabled = $4, updated_at = $5, expires_at = $6, revoked_at = $7, \
-         start = $8 WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
+         start = $8, disabled_by = $12, disabled_by_admin = $13 \
+         WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
     )
     .bind(key.name.as_str())
     .bind(grants_to_text(&key.grants))
@@ -200,6 +201,8 @@ async fn update_key(tx: &mut Tx, key: &ApiKey, read_at: OffsetDateTime) -> Store
     .bind(key.id.0)
     .bind(key.tenant_id.0)
     .bind(micros(read_at))
+    .bind(key.disabled_by.map(|u| u.0))
+    .bind(key.disabled_by_admin)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;

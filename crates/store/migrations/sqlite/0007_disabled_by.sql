@@ -1,0 +1,4 @@
+-- Who disabled a key, and whether they did it as an administrator: a key an
+-- administrator disabled can be enabled again only by an administrator.
+ALTER TABLE api_keys ADD COLUMN disabled_by BLOB;
+ALTER TABLE api_keys ADD COLUMN disabled_by_admin BOOLEAN NOT NULL DEFAULT 0;
