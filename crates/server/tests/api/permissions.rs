@@ -1,7 +1,7 @@
 //! Who may see and do what: members and administrators, no escalation through the API
 //! (also as a property over random permission lists), and permission queries.
 
-use crate::support::{assert_error, key_path, names, TestServer};
+use crate::support::{assert_error, key_path, names, TestServer, MEMBER_PASSWORD};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
@@ -690,6 +690,63 @@ fn random_permission_lists_never_escalate() {
             }
             let verdict = server.verify(&member, &secret, Some(json!(granted))).await;
             prop_assert_eq!(&verdict["code"], "VALID", "all of {:?}", granted);
+            Ok(())
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+/// The same random lists as permissions of new users, made through an administrator's
+/// key that holds only a member's grants and `keyward.admin`: a user gets nothing the
+/// key does not hold.
+#[test]
+fn random_permission_lists_never_escalate_through_users() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(TestServer::start());
+    let key = runtime.block_on(async {
+        let admin = server.admin_token().await;
+        let mut grants: Vec<&str> = MEMBER_GRANTS.to_vec();
+        grants.push("keyward.admin");
+        server
+            .create_key(&admin, json!({"name": "user-maker", "permissions": grants}))
+            .await
+            .1
+    });
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(entry(), 0..5), |entries| {
+        let email = format!(
+            "random-{}@example.com",
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let allowed = entries.iter().all(|e| grantable(e) || e == "keyward.admin");
+        runtime.block_on(async {
+            let body =
+                json!({ "email": email, "password": MEMBER_PASSWORD, "permissions": entries });
+            let reply = server
+                .call(Method::POST, "/v0/users", Some(&key), Some(body))
+                .await;
+            let expected = if allowed {
+                StatusCode::CREATED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            prop_assert_eq!(reply.status, expected, "{:?}: {}", entries, reply.text);
+            if allowed {
+                let held: BTreeSet<String> =
+                    serde_json::from_value(reply.body["permissions"].clone())
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(held, effective(&entries));
+            }
             Ok(())
         })
     });
