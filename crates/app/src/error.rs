@@ -43,6 +43,9 @@ pub enum AppError {
     /// A unique value is taken.
     #[error("{} already exists", .0.as_str())]
     Conflict(Field),
+    /// The record is no longer the version the request named (an `If-Match`).
+    #[error("the record changed since that version was read")]
+    VersionMismatch,
     /// Input that breaks a rule; `field` names it as the request spelled it.
     #[error("{reason}")]
     Invalid { field: String, reason: String },

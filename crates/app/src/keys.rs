@@ -41,6 +41,10 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub metadata: Option<Metadata>,
     pub enabled: Option<bool>,
+    /// Change the key only if it is still the version read (its `updated_at`, which a
+    /// door shows as an ETag): a client that reads, edits and writes back a whole
+    /// field (metadata) then loses nobody else's change, and retries on refusal.
+    pub if_version: Option<OffsetDateTime>,
 }
 
 /// A key just made or rotated, with the secret that is shown this once.
@@ -231,6 +235,12 @@ impl Keyward {
             .map(|e| bounded_expiry(caller, e, now))
             .transpose()?;
         self.change_key(caller, id, |key| {
+            if patch
+                .if_version
+                .is_some_and(|version| version != key.updated_at)
+            {
+                return Err(AppError::VersionMismatch);
+            }
             if key.revoked_at.is_some() {
                 return Err(AppError::invalid(
                     "state",

@@ -21,6 +21,8 @@ pub enum Failure {
     /// A route, or a vendor's thing Keyward does not keep (a pin): the text names it.
     NoSuch(String),
     Conflict(Field),
+    /// The record is no longer the version the request named (`If-Match`).
+    PreconditionFailed,
     PayloadTooLarge,
     /// The body did not arrive within the body-read timeout.
     RequestTimeout,
@@ -55,6 +57,7 @@ impl Failure {
             // Kept as the native door answered a taken email or username before.
             Failure::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Failure::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -76,6 +79,9 @@ impl Failure {
             Failure::Conflict(Field::KeyName) => "An entity with this name already exists".into(),
             Failure::Conflict(field) => format!("{} is already taken", field.as_str()),
             Failure::PayloadTooLarge => "The request body is too large".into(),
+            Failure::PreconditionFailed => {
+                "The record changed since the version in If-Match: read it again".into()
+            }
             Failure::RequestTimeout => "The request body did not arrive in time".into(),
             Failure::Validation { message, .. } => message.clone(),
             Failure::Unavailable(_) => "The store is unavailable; try again".into(),
@@ -101,6 +107,7 @@ impl Failure {
             Failure::Conflict(Field::KeyName) => "DuplicateName",
             Failure::Conflict(_) => "ValidationError",
             Failure::PayloadTooLarge => "PayloadTooLarge",
+            Failure::PreconditionFailed => "PreconditionFailed",
             Failure::RequestTimeout => "RequestTimeout",
             Failure::Validation { .. } => "ValidationError",
             Failure::NotImplemented(_) => "NotImplemented",
@@ -155,6 +162,7 @@ impl From<AppError> for Failure {
             AppError::Forbidden(m) => Failure::Forbidden(m),
             AppError::NotFound(entity) => Failure::NotFound(entity),
             AppError::Conflict(field) => Failure::Conflict(field),
+            AppError::VersionMismatch => Failure::PreconditionFailed,
             AppError::Invalid { field, reason } => Failure::Validation {
                 field,
                 message: reason,

@@ -346,7 +346,39 @@ async fn get_key(
     let key = app
         .get_key(&caller, parse_id::<KeyId>(&id, "key")?, false)
         .await?;
-    Ok(Json(KeyView::of(&key)).into_response())
+    Ok(with_etag(Json(KeyView::of(&key)).into_response(), &key))
+}
+
+/// A key's version as an ETag: its `updated_at` in microseconds, which every change
+/// moves forward.
+fn with_etag(mut response: Response, key: &ApiKey) -> Response {
+    let micros = key.updated_at.unix_timestamp_nanos() / 1_000;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("\"{micros}\"")) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::ETAG, value);
+    }
+    response
+}
+
+/// The version an `If-Match` names: one ETag of [`with_etag`]'s (`*` names any).
+fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<OffsetDateTime>, Failure> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || Failure::BadRequest("If-Match must be an ETag this server gave (\"...\")".into());
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let micros: i128 = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(bad)?;
+    OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000)
+        .map(Some)
+        .map_err(|_| bad())
 }
 
 /// `expires_at: null` clears the expiry; an absent field leaves it alone.
@@ -371,6 +403,7 @@ async fn update_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
+    headers: axum::http::HeaderMap,
     Body(req, _): Body<Native, UpdateKeyRequest>,
 ) -> ApiResult<Response> {
     let patch = KeyPatch {
@@ -379,11 +412,12 @@ async fn update_key(
         expires_at: req.expires_at,
         metadata: req.metadata.map(|m| metadata(Some(m))).transpose()?,
         enabled: req.enabled,
+        if_version: if_match(&headers)?,
     };
     let key = app
         .update_key(&caller, parse_id(&id, "key")?, patch)
         .await?;
-    Ok(Json(KeyView::of(&key)).into_response())
+    Ok(with_etag(Json(KeyView::of(&key)).into_response(), &key))
 }
 
 async fn revoke_key(

@@ -291,6 +291,72 @@ async fn pages_follow_the_cursor_newest_first_without_gaps() {
 }
 
 #[tokio::test]
+async fn a_stale_if_match_is_refused_and_a_current_one_lands() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let (id, _) = server
+        .create_key(&admin, json!({"name": "versioned"}))
+        .await;
+    let url = format!("{}{}", server.url, key_path(&id));
+    let read = server
+        .http
+        .get(&url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_string();
+    patch(&server, &admin, &key_path(&id), json!({"name": "moved on"})).await;
+    let stale = server
+        .http
+        .patch(&url)
+        .bearer_auth(&admin)
+        .header("If-Match", &etag)
+        .json(&json!({"metadata": {"a": "b"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error_code"], "PreconditionFailed");
+    let read = server
+        .http
+        .get(&url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_string();
+    let current = server
+        .http
+        .patch(&url)
+        .bearer_auth(&admin)
+        .header("If-Match", &etag)
+        .json(&json!({"metadata": {"a": "b"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), StatusCode::OK);
+    assert_ne!(
+        current.headers()["etag"].to_str().unwrap(),
+        etag,
+        "a new version"
+    );
+    for bad in ["nope", "\"x\"", "W/"] {
+        let reply = server
+            .http
+            .patch(&url)
+            .bearer_auth(&admin)
+            .header("If-Match", bad)
+            .json(&json!({"name": "n"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn bad_parameters_are_refused_by_name() {
     let server = TestServer::start().await;
     let admin = server.admin_token().await;
@@ -328,9 +394,45 @@ async fn bad_parameters_are_refused_by_name() {
     assert_error(&anonymous, StatusCode::UNAUTHORIZED, "Unauthorized");
 }
 
+/// Adds one metadata attribute through the native API as a careful client does: read
+/// the key and its ETag, write the whole metadata back with `If-Match`, and start again
+/// when somebody changed the key meanwhile (412).
+async fn add_attribute_natively(server: &TestServer, admin: &str, path: &str, name: String) {
+    let url = format!("{}{path}", server.url);
+    for _ in 0..200 {
+        let read = server
+            .http
+            .get(&url)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("GET");
+        let etag = read.headers()["etag"].to_str().unwrap().to_string();
+        let key: Value = read.json().await.unwrap();
+        let mut metadata = key["metadata"].as_object().unwrap().clone();
+        metadata.insert(name.clone(), json!("native"));
+        let write = server
+            .http
+            .patch(&url)
+            .bearer_auth(admin)
+            .header("If-Match", &etag)
+            .json(&json!({ "metadata": metadata }))
+            .send()
+            .await
+            .expect("PATCH");
+        match write.status() {
+            StatusCode::OK => return,
+            StatusCode::PRECONDITION_FAILED => tokio::task::yield_now().await,
+            other => panic!("{name}: {other} {}", write.text().await.unwrap()),
+        }
+    }
+    panic!("{name} never landed");
+}
+
 /// Sixteen clients at once, each adding its own attribute or access level to one key
-/// through Macrometa, while others change other fields of it through the native API:
-/// every change lands.
+/// through Macrometa, eight more adding attributes through the native API (reading and
+/// writing back with If-Match), while others change other fields of it natively: every
+/// change lands.
 #[tokio::test]
 async fn concurrent_edits_of_one_key_are_never_lost() {
     let server = TestServer::start().await;
@@ -374,9 +476,15 @@ async fn concurrent_edits_of_one_key_are_never_lost() {
     ];
     let natives = native.iter().map(|body| {
         let (server, admin, path) = (&server, &admin, &path);
-        async move { patch(server, admin, path, body.clone()).await }
+        Box::pin(async move { patch(server, admin, path, body.clone()).await })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>
     });
-    futures_join(clients, natives).await;
+    let careful = (0..8).map(|i| {
+        let (server, admin, path) = (&server, &admin, &path);
+        Box::pin(async move { add_attribute_natively(server, admin, path, format!("n{i}")).await })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>
+    });
+    futures_join(clients, natives.chain(careful)).await;
 
     let key = server.get(&path, &admin).await.body;
     let permissions: Vec<&str> = key["permissions"]
@@ -394,10 +502,17 @@ async fn concurrent_edits_of_one_key_are_never_lost() {
         }
     }
     assert_eq!(key["enabled"], false);
+    for i in 0..8 {
+        assert_eq!(
+            key["metadata"][format!("n{i}")],
+            "native",
+            "n{i} lost: {key}"
+        );
+    }
     assert!(key["expires_at"].as_str().unwrap().starts_with("2999"));
     // Each change is one event.
     let events = events_about(&server, &admin, &id).await;
-    assert_eq!(events.len(), 1 + 16 + 2, "{}", json!(actions(&events)));
+    assert_eq!(events.len(), 1 + 16 + 2 + 8, "{}", json!(actions(&events)));
 }
 
 async fn futures_join<A, B>(a: Vec<A>, b: impl Iterator<Item = B>)

@@ -168,6 +168,7 @@ fn vendor_error(failure: &Failure) -> (StatusCode, u32, String) {
             _ => (StatusCode::BAD_REQUEST, 10, message.clone()),
         },
         Failure::PayloadTooLarge => (status, 413, failure.message()),
+        Failure::PreconditionFailed => (status, 412, failure.message()),
         Failure::RequestTimeout => (status, 408, failure.message()),
         Failure::NotImplemented(_) => (status, 501, failure.message()),
         Failure::Unavailable(_) | Failure::Busy { .. } => (status, 503, failure.message()),
