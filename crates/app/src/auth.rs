@@ -53,11 +53,31 @@ pub struct Session {
 const WRONG_LOGIN: &str = "wrong email or password";
 
 impl Keyward {
-    /// Checks an email and password and opens a session.
-    pub async fn login(&self, origin: Origin, email: &str, password: &str) -> AppResult<Session> {
-        let user = match validate::email(email) {
-            Ok(email) => self.store.user_by_email(&email).await?,
-            Err(_) => None,
+    /// Checks an email and password and opens a session. An email is unique per tenant:
+    /// when it has accounts in several, the login must name the tenant (`tenant`).
+    pub async fn login(
+        &self,
+        origin: Origin,
+        tenant: Option<&str>,
+        email: &str,
+        password: &str,
+    ) -> AppResult<Session> {
+        let user = match (validate::email(email), tenant) {
+            (Err(_), _) => None,
+            (Ok(email), Some(tenant)) => match self.store.tenant_by_name(tenant).await? {
+                Some(t) => self.store.user_by_email_in(t.id, &email).await?,
+                None => None,
+            },
+            (Ok(email), None) => {
+                let mut users = self.store.users_by_email(&email, 2).await?;
+                if users.len() > 1 {
+                    return Err(AppError::invalid(
+                        "tenant",
+                        "this email has accounts in several tenants: name the tenant",
+                    ));
+                }
+                users.pop()
+            }
         };
         self.check_password(origin, email, user, password).await
     }

@@ -26,8 +26,12 @@ pub async fn load_keys(
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, config).await?;
     let email = config.admin_email.as_deref().unwrap_or(DEFAULT_ADMIN_EMAIL);
+    let tenant = store
+        .tenant_by_name(crate::server::DEFAULT_TENANT)
+        .await?
+        .with_context(|| format!("no tenant {}", crate::server::DEFAULT_TENANT))?;
     let owner = store
-        .user_by_email(email)
+        .user_by_email_in(tenant.id, email)
         .await?
         .with_context(|| format!("no user {email}"))?;
     let mut kept = Vec::new();

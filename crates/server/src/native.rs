@@ -130,6 +130,8 @@ fn page_view<'a, T, V>(
 struct LoginRequest {
     email: String,
     password: String,
+    /// Needed only for an email with accounts in several tenants.
+    tenant: Option<String>,
 }
 
 async fn login(
@@ -137,7 +139,12 @@ async fn login(
     Body(req, _): Body<Native, LoginRequest>,
 ) -> ApiResult<Json<Value>> {
     let session = app
-        .login(origin(Door::Native), &req.email, &req.password)
+        .login(
+            origin(Door::Native),
+            req.tenant.as_deref(),
+            &req.email,
+            &req.password,
+        )
         .await?;
     Ok(Json(json!({
         "token": session.token,

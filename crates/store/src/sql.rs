@@ -63,7 +63,11 @@ fn constraint(name: Option<&str>, message: &str) -> Option<Constraint> {
             "spaces.tenant_id, spaces.name",
             Constraint::SpaceName,
         ),
-        ("users_email_key", "users.email", Constraint::Email),
+        (
+            "users_tenant_id_email_key",
+            "users.tenant_id, users.email",
+            Constraint::Email,
+        ),
         (
             "users_tenant_id_username_key",
             "users.tenant_id, users.username",

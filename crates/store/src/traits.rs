@@ -29,8 +29,10 @@ pub trait TenantStore: Send + Sync {
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>>;
-    /// Emails are unique across tenants, so an email alone finds its tenant at login.
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// The users with this email, in every tenant (an email is unique per tenant), for a
+    /// login that names no tenant. At most `limit`.
+    async fn users_by_email(&self, email: &str, limit: u32) -> StoreResult<Vec<User>>;
+    async fn user_by_email_in(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, tenant: TenantId, username: &str)
         -> StoreResult<Option<User>>;
     async fn user_by_seq(&self, tenant: TenantId, seq: i64) -> StoreResult<Option<User>>;

@@ -390,3 +390,65 @@ async fn a_key_an_administrator_disabled_stays_disabled_until_an_administrator_e
     let back = patch(member.clone(), json!({"enabled": true})).await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.text);
 }
+
+#[tokio::test]
+async fn an_email_is_unique_per_tenant_and_a_login_names_the_tenant_when_it_must() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    server.member_with_id(&admin, "jo@example.com", None).await;
+    let other = server.other_tenant().await;
+    // Another tenant's administrator learns nothing: the address is free in their tenant.
+    let theirs = server
+        .call(
+            Method::POST,
+            "/v0/users",
+            Some(&other),
+            Some(json!({"email": "jo@example.com", "password": "their-jo-password-1"})),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text);
+    let again = server
+        .call(
+            Method::POST,
+            "/v0/users",
+            Some(&other),
+            Some(json!({"email": "jo@example.com", "password": "their-jo-password-1"})),
+        )
+        .await;
+    assert_error(&again, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+
+    let login = |body: serde_json::Value| {
+        let server = &server;
+        async move {
+            server
+                .call(Method::POST, "/v0/auth/login", None, Some(body))
+                .await
+        }
+    };
+    let ambiguous = login(json!({"email": "jo@example.com", "password": MEMBER_PASSWORD})).await;
+    assert_error(
+        &ambiguous,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ValidationError",
+    );
+    assert_eq!(ambiguous.body["details"]["field"], "tenant");
+    let ours =
+        login(json!({"email": "jo@example.com", "password": MEMBER_PASSWORD, "tenant": "default"}))
+            .await;
+    assert_eq!(ours.status, StatusCode::OK, "{}", ours.text);
+    let theirs = login(json!({"email": "jo@example.com", "password": "their-jo-password-1", "tenant": crate::support::OTHER_TENANT})).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+    assert_ne!(ours.body["user"]["id"], theirs.body["user"]["id"]);
+    let crossed = login(json!({"email": "jo@example.com", "password": MEMBER_PASSWORD, "tenant": crate::support::OTHER_TENANT})).await;
+    assert_error(&crossed, StatusCode::UNAUTHORIZED, "Unauthorized");
+    // Macrometa's login takes the tenant beside the email too.
+    let mm = server
+        .call(
+            Method::POST,
+            "/_open/auth",
+            None,
+            Some(json!({"email": "jo@example.com", "password": MEMBER_PASSWORD, "tenant": "default"})),
+        )
+        .await;
+    assert_eq!(mm.status, StatusCode::OK, "{}", mm.text);
+}

@@ -12,9 +12,23 @@ impl crate::traits::UserStore for Backend {
         .await
     }
 
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        self.one_user("email = $1", |q| q.bind(email.to_string()))
+    async fn users_by_email(&self, email: &str, limit: u32) -> StoreResult<Vec<User>> {
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1 ORDER BY seq LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(email)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
             .await
+            .map_err(read_error)?;
+        rows.iter().map(|r| user_from_row(r, "")).collect()
+    }
+
+    async fn user_by_email_in(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>> {
+        self.one_user("tenant_id = $1 AND email = $2", |q| {
+            q.bind(tenant.0).bind(email.to_string())
+        })
+        .await
     }
 
     async fn user_by_username(

@@ -289,7 +289,10 @@ async fn login(
 ) -> MmResult<Response> {
     let from = origin(Door::Macrometa);
     let session = match (&req.email, &req.tenant, &req.username) {
-        (Some(email), _, _) => app.login(from, email, &req.password).await?,
+        (Some(email), tenant, _) => {
+            app.login(from, tenant.as_deref(), email, &req.password)
+                .await?
+        }
         (None, Some(tenant), Some(username)) => {
             app.login_in_tenant(from, tenant, username, &req.password)
                 .await?
