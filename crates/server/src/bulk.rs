@@ -20,8 +20,7 @@ pub async fn load_keys(
     prefix: &str,
 ) -> anyhow::Result<Vec<Secret>> {
     anyhow::ensure!(count > 0, "the key count must be at least one");
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    crate::server::private_data_dir(config)?;
     let hasher = KeyHasher::new(&load_or_create_secret(config)?);
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, config).await?;

@@ -260,7 +260,7 @@ fn spawn_audit_pruner(
 /// emails and password hashes, and the server secret), and the SQLite database file
 /// likewise before SQLite opens it (its WAL and shared-memory files take the database
 /// file's mode). Warns about an existing directory or file that others may read.
-fn private_data_dir(config: &ServeConfig) -> anyhow::Result<()> {
+pub(crate) fn private_data_dir(config: &ServeConfig) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     #[cfg(unix)]
     {

@@ -542,3 +542,75 @@ async fn join_all(mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Out
     })
     .await
 }
+
+/// Keys made and revoked through Octopus's and W3IPFS's doors are recorded with their
+/// door, as through any other.
+#[tokio::test]
+async fn octopus_and_w3ipfs_changes_are_recorded_with_their_door() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let me = server.get("/api/users/me", &admin).await;
+    let octopus_id = me.body["Id"].as_str().unwrap().to_string();
+    let made = server
+        .call(
+            Method::POST,
+            &format!("/api/users/{octopus_id}/apikeys"),
+            Some(&admin),
+            Some(json!({"Purpose": "octo"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let octo_key = made.body["Id"].as_str().unwrap().to_string();
+    let removed = server
+        .call(
+            Method::DELETE,
+            &format!("/api/users/{octopus_id}/apikeys/{octo_key}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.text);
+
+    let w3 = server
+        .call(
+            Method::POST,
+            "/api/apiKeys",
+            Some(&admin),
+            Some(json!({"name": "w3", "scopes": {"admin": true}})),
+        )
+        .await;
+    assert_eq!(w3.status, StatusCode::OK, "{}", w3.text);
+    let w3_id = w3.body["data"]["api_key"].as_str().unwrap().to_string();
+    let deleted = server
+        .call(
+            Method::DELETE,
+            &format!("/api/apiKeys/{w3_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+
+    let page = server.get("/v0/audit?limit=1000", &admin).await;
+    let by_door: Vec<(&str, &str)> = page.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("key."))
+        .map(|e| (e["action"].as_str().unwrap(), e["door"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_door,
+        [
+            ("key.revoked", "w3ipfs"),
+            ("key.created", "w3ipfs"),
+            ("key.revoked", "octopus"),
+            ("key.created", "octopus"),
+        ],
+        "{}",
+        page.text
+    );
+    assert!(!page
+        .text
+        .contains(w3.body["data"]["secret_key"].as_str().unwrap_or("-")));
+}
