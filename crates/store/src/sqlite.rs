@@ -100,23 +100,3 @@ type Backend = SqliteStore;
 #[allow(clippy::duplicate_mod)]
 #[path = "queries/mod.rs"]
 mod queries;
-
-#[async_trait::async_trait]
-impl crate::Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(crate::sql::read_error)
-    }
-
-    async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
-    }
-
-    async fn subscribe_changes(&self) -> StoreResult<ChangeFeed> {
-        self.follow_changes().await
-    }
-}

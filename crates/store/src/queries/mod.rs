@@ -24,6 +24,26 @@ use keyward_core::{
 use sqlx::Row;
 
 type DbRow = <Db as sqlx::Database>::Row;
+
+#[async_trait::async_trait]
+impl crate::Store for Backend {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(read_error)
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
+    async fn subscribe_changes(&self) -> StoreResult<crate::ChangeFeed> {
+        self.follow_changes().await
+    }
+}
 type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
 pub(super) fn user_from_row(row: &DbRow, p: &str) -> StoreResult<User> {
