@@ -5,6 +5,7 @@
 //! its audit event; when somebody did, read again and redo the edit. Two concurrent
 //! edits of one key (two attributes added, two access levels set) therefore both land.
 
+use crate::no_escalation::check_may_grant;
 use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
 use keyward_core::audit::{note_change, Action, Changes, Target};
 use keyward_core::principal::KEYS_READ;
@@ -79,7 +80,7 @@ impl Keyward {
         let grants = request
             .grants
             .unwrap_or_else(|| caller.default_grants_for(&owner));
-        caller.check_may_grant(&grants, &owner)?;
+        check_may_grant(caller, &grants, &owner).await?;
         let now = self.now();
         let expires_at = bounded_expiry(caller, request.expires_at, now)?;
         let secret = request.shape.generate();
@@ -227,7 +228,7 @@ impl Keyward {
             // Named grants are held to the rule even when they are what the key holds.
             let key = self.get_key(caller, id, true).await?;
             let owner = self.user_in_tenant(key.tenant_id, key.owner_id).await?;
-            caller.check_may_grant(grants, &owner)?;
+            check_may_grant(caller, grants, &owner).await?;
         }
         let now = self.now();
         let expiry = patch
@@ -435,7 +436,7 @@ impl Keyward {
             }
             if key.grants != before.grants {
                 let owner = self.user_in_tenant(key.tenant_id, key.owner_id).await?;
-                caller.check_may_grant(&key.grants, &owner)?;
+                check_may_grant(caller, &key.grants, &owner).await?;
             }
             key.updated_at = self.next_update_time(before.updated_at);
             let event = self.event(

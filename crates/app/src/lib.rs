@@ -17,6 +17,7 @@ pub mod clock;
 pub mod error;
 pub mod import;
 pub mod keys;
+mod no_escalation;
 pub mod passwords;
 pub mod sessions;
 pub mod spaces;

@@ -1,5 +1,6 @@
 //! Users: create, read, list and change them (administrators), and see oneself.
 
+use crate::no_escalation::check_may_grant;
 use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
 use keyward_core::audit::{note_change, Action, Changes, FieldChange, Target, HIDDEN};
 use keyward_core::principal::default_member_grants;
@@ -45,7 +46,7 @@ impl Keyward {
         };
         // Nobody makes a user who holds more than they do: an administrator's role is
         // everything, so only a credential that holds everything may give it.
-        caller.check_may_grant(&grants, &caller.user)?;
+        check_may_grant(caller, &grants, &caller.user).await?;
         let now = self.now();
         let user = User {
             id: UserId::generate(),
@@ -155,15 +156,15 @@ impl Keyward {
             // Nothing escalates through users: a credential may change only a user who
             // holds no more than it does (changing another's password would let it
             // act as them), and may leave them holding no more than it does.
-            caller
-                .check_may_grant(before.effective_grants(), &caller.user)
+            check_may_grant(caller, before.effective_grants(), &caller.user)
+                .await
                 .map_err(|_| {
                     AppError::forbidden(
                         "this user holds more than the credential in use: only a credential \
                          that holds as much may change them",
                     )
                 })?;
-            caller.check_may_grant(user.effective_grants(), &caller.user)?;
+            check_may_grant(caller, user.effective_grants(), &caller.user).await?;
             if user == before {
                 return Ok(user);
             }

@@ -51,10 +51,12 @@ pub struct ServeArgs {
     /// Days the audit log keeps an event (default 365).
     #[arg(long, env = "KEYWARD_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
-    /// Seconds a request's head may take, and a kept-alive connection may sit idle
-    /// (default 10).
+    /// Seconds a request's head may take from its first byte (default 10).
     #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT_SECONDS")]
     pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a kept-alive connection may sit idle between requests (default 120).
+    #[arg(long, env = "KEYWARD_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
     /// Seconds a request's body may take once its head has arrived (default 10).
     #[arg(long, env = "KEYWARD_BODY_READ_TIMEOUT_SECONDS")]
     pub body_read_timeout_seconds: Option<u64>,
@@ -93,6 +95,7 @@ struct FileSettings {
     usage_flush_seconds: Option<u64>,
     audit_retention_days: Option<u32>,
     header_read_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
     body_read_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     max_header_bytes: Option<usize>,
@@ -147,6 +150,9 @@ impl ServeArgs {
             .or(file.header_read_timeout_seconds)
         {
             limits.header_read_timeout = positive_seconds("header read timeout", s)?;
+        }
+        if let Some(s) = self.idle_timeout_seconds.or(file.idle_timeout_seconds) {
+            limits.idle_timeout = positive_seconds("idle timeout", s)?;
         }
         if let Some(s) = self
             .body_read_timeout_seconds

@@ -678,6 +678,8 @@ fn slow_idle_and_oversized_clients_are_cut_off_and_healthz_answers() {
         &[
             "--header-read-timeout-seconds",
             "1",
+            "--idle-timeout-seconds",
+            "4",
             "--body-read-timeout-seconds",
             "1",
             "--max-connections",
@@ -716,11 +718,32 @@ fn slow_idle_and_oversized_clients_are_cut_off_and_healthz_answers() {
     let answer = closed_within(no_body, "a body that never comes");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("RequestTimeout"), "{answer}");
+    // An idle kept-alive connection outlives the header-read timeout (it is bounded by
+    // the idle timeout instead): a second request two seconds later is answered.
     let mut idle = std::net::TcpStream::connect(&address).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n")
         .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n")
+        .unwrap();
     let answer = closed_within(idle, "an idle kept-alive connection");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    // A head trickled a byte at a time does not extend its deadline: the connection is
+    // closed long before the idle timeout, however steadily the bytes come.
+    let mut trickle = std::net::TcpStream::connect(&address).unwrap();
+    let started = std::time::Instant::now();
+    // 32 bytes at 100 ms each: 3.2 s, less than the idle timeout.
+    let head = b"GET /healthz HTTP/1.1\r\nX-Slow: a";
+    let cut_after = head.iter().position(|byte| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        trickle.write_all(&[*byte]).is_err()
+    });
+    println!(
+        "trickled head cut off after {:?} ({:?} bytes)",
+        started.elapsed(),
+        cut_after
+    );
+    assert!(cut_after.is_some(), "the trickled head was never cut off");
 
     // A head past the limit is refused, not buffered.
     let big = format!(

@@ -376,6 +376,11 @@ impl Grants {
         &self.access
     }
 
+    /// How many entries (permissions and resource grants) there are.
+    pub fn len(&self) -> usize {
+        self.permissions.len() + self.access.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.permissions.is_empty() && self.access.is_empty()
     }

@@ -75,6 +75,15 @@ impl Query {
         }
     }
 
+    /// How many requirements the query names: its cost is about this times the grants
+    /// it is evaluated against.
+    pub fn terms(&self) -> usize {
+        match self {
+            Query::Require(_) => 1,
+            Query::All(qs) | Query::Any(qs) => qs.iter().map(Query::terms).sum(),
+        }
+    }
+
     /// Whether a principal satisfies the query. `grants_hold` answers for one
     /// requirement, so a caller can demand it of several grant sets at once.
     pub fn is_satisfied(&self, grants_hold: &dyn Fn(&Requirement) -> bool) -> bool {

@@ -40,9 +40,14 @@ pub struct ServeConfig {
 /// Bounds on what clients can make a node hold: every one has a flag and a default.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
-    /// A request's head must arrive within this, counted from when the connection is
-    /// ready for it, so it also closes a kept-alive connection left idle this long.
+    /// A request's head must arrive within this, counted from its first bytes (or, for
+    /// a connection's first request, from the accept).
     pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this long.
+    /// Longer than proxies keep idle upstream connections by default (nginx 60 s,
+    /// Traefik 90 s), so that they close first rather than send on a connection that
+    /// is being closed here.
+    pub idle_timeout: Duration,
     /// A request's body must arrive within this once its head has.
     pub body_read_timeout: Duration,
     /// Connections open at once; past it, new ones wait in the kernel's backlog.
@@ -55,6 +60,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
             body_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_header_bytes: 32 * 1024,

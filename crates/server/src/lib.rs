@@ -14,6 +14,7 @@ pub mod error;
 pub mod native;
 pub mod server;
 pub mod views;
+pub mod watchdog;
 
 pub use config::{ConnectionLimits, ServeConfig};
 pub use keyward_app::Keyward;

@@ -100,7 +100,7 @@ async fn serve_connections(
     limits: crate::ConnectionLimits,
     shutdown_timeout: std::time::Duration,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -113,11 +113,15 @@ async fn serve_connections(
     // every verification. A client that goes away is noticed when its answer is written.
     builder.half_close(true);
     // A client that sends a head slowly, or nothing at all, or sits on a kept-alive
-    // connection, is closed: held connections cost a task, a socket and a buffer each.
+    // connection, is closed by the connection's watchdog (`watchdog.rs`), not by
+    // hyper's header-read timer, which would bound idle connections by the same figure.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192));
+    let deadlines = crate::watchdog::Deadlines {
+        header_read: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+    };
     let open = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         // At the cap, stop accepting: new connections wait in the kernel's backlog
@@ -140,14 +144,20 @@ async fn serve_connections(
             _ = until_stopped(&mut stopped) => break,
         };
         let service = TowerToHyperService::new(router.clone());
+        let (stream, service, watchdog) = crate::watchdog::watch(stream, service, deadlines);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let this = crate::connection::Connection {
             peer: Some(peer.ip()),
             body_read_timeout: Some(limits.body_read_timeout),
         };
         tokio::spawn(crate::connection::scope_with(this, async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "a connection ended with an error");
+            // The connection first: the watchdog only looks a few times per deadline.
+            tokio::select! {
+                biased;
+                ended = connection => if let Err(err) = ended {
+                    tracing::debug!(%err, "a connection ended with an error");
+                },
+                () = watchdog => {}
             }
             drop(permit);
         }));

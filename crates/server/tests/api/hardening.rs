@@ -286,6 +286,36 @@ async fn crafted_grant_lists_are_refused_by_their_limits_and_healthz_answers() {
     let deep = format!("{}:ro", vec!["a"; 17].join("/"));
     let reply = create(vec![deep]).await;
     assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+
+    // A member who holds the most a user may: comparisons this large leave the request
+    // thread (app's no_escalation.rs), and decide the same there.
+    let mut held = crafted_grants(32);
+    held.push("keyward.keys.*".into());
+    let big = server
+        .member(&admin, "big@example.com", Some(json!(held)))
+        .await;
+    let as_big = |permissions: Vec<String>| {
+        let (server, big) = (&server, &big);
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/v0/api_keys",
+                    Some(big),
+                    Some(json!({"name": "big", "permissions": permissions})),
+                )
+                .await
+        }
+    };
+    let (within, health) = tokio::join!(
+        as_big(crafted_grants(32)),
+        server.call(Method::GET, "/healthz", None, None)
+    );
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(within.status, StatusCode::CREATED, "{}", within.body);
+    let mut beyond = crafted_grants(31);
+    beyond.push("fabric/_system:rw".into());
+    assert_error(&as_big(beyond).await, StatusCode::FORBIDDEN, "Forbidden");
 }
 
 #[tokio::test]
