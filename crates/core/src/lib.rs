@@ -4,6 +4,7 @@ pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod keyfmt;
+pub mod limits;
 pub mod model;
 pub mod password;
 pub mod perm;
