@@ -3,7 +3,7 @@
 use crate::verifier::Verdict;
 use crate::{AppError, AppResult, Keyward, Origin};
 use keyward_core::audit::{Action, Actor, AuditEvent, Target};
-use keyward_core::{password, validate, Principal, User, VerifyCode};
+use keyward_core::{password, validate, ClientAddress, Principal, User, VerifyCode};
 use keyward_store::Mutation;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -205,12 +205,21 @@ impl Keyward {
         Ok(())
     }
 
-    pub async fn authenticate(&self, credential: Credential<'_>) -> AppResult<Principal> {
+    /// Who a credential authenticates. A key's limits are charged (`limits.rs`):
+    /// `client` is where the request came from, for a key's IP allow-list.
+    pub async fn authenticate(
+        &self,
+        credential: Credential<'_>,
+        client: ClientAddress<'_>,
+    ) -> AppResult<Principal> {
         match credential {
             Credential::Session(token) => self.principal_from_session(&token).await,
-            Credential::Key(secret) => self.principal_from_key(&secret).await,
+            Credential::Key(secret) => {
+                let verdict = self.verifier.verify(&secret, None, None, client).await?;
+                self.admit_key(&verdict).await
+            }
             Credential::Pair { public_id, secret } => {
-                self.principal_from_pair(&public_id, &secret).await
+                self.principal_from_pair(&public_id, &secret, client).await
             }
         }
     }
@@ -241,39 +250,48 @@ impl Keyward {
         })
     }
 
-    async fn principal_from_key(&self, secret: &str) -> AppResult<Principal> {
-        principal_from_verdict(&self.verifier.verify(secret, None, None).await?)
-    }
-
     /// Verifies a key for a credential, through the cache (the HTTP layer's memory of a
-    /// connection's last key uses the same verdicts).
-    pub async fn verify_credential(&self, secret: &str) -> AppResult<Verdict> {
-        Ok(self.verifier.verify(secret, None, None).await?)
+    /// connection's last key uses the same verdicts); [`Keyward::admit_key`] then
+    /// charges its limits.
+    pub async fn verify_credential(
+        &self,
+        secret: &str,
+        client: ClientAddress<'_>,
+    ) -> AppResult<Verdict> {
+        Ok(self.verifier.verify(secret, None, None, client).await?)
     }
 
     /// Authenticates a key + secret pair: the secret must verify and belong to the key
     /// the public half names. A secret that matches no key, or another key, gets one
     /// message, so the answer does not tell which half was wrong.
-    async fn principal_from_pair(&self, public_id: &str, secret: &str) -> AppResult<Principal> {
+    async fn principal_from_pair(
+        &self,
+        public_id: &str,
+        secret: &str,
+        client: ClientAddress<'_>,
+    ) -> AppResult<Principal> {
         const MISMATCH: &str = "the API key and secret do not match";
-        let verdict = self.verifier.verify(secret, None, None).await?;
-        let principal = match verdict.code {
-            VerifyCode::Malformed | VerifyCode::NotFound => {
-                return Err(AppError::Unauthenticated(MISMATCH.into()))
-            }
-            _ => principal_from_verdict(&verdict)?,
-        };
-        let named = principal.key.as_ref().and_then(|k| k.public_id.as_deref());
-        if named == Some(public_id) {
-            Ok(principal)
-        } else {
-            Err(AppError::Unauthenticated(MISMATCH.into()))
+        let verdict = self.verifier.verify(secret, None, None, client).await?;
+        let named = verdict.matched().and_then(|m| m.key.public_id.as_deref());
+        if matches!(verdict.code, VerifyCode::Malformed | VerifyCode::NotFound) {
+            return Err(AppError::Unauthenticated(MISMATCH.into()));
         }
+        if !verdict.code.is_valid() {
+            principal_from_verdict(&verdict)?;
+        }
+        // Both halves must match before the key is charged.
+        if named != Some(public_id) {
+            return Err(AppError::Unauthenticated(MISMATCH.into()));
+        }
+        self.admit_key(&verdict).await
     }
 }
 
 /// The principal a verified key authenticates, or why it cannot.
 pub fn principal_from_verdict(verdict: &Verdict) -> AppResult<Principal> {
+    if verdict.code == VerifyCode::Forbidden {
+        return Err(AppError::Forbidden(refusal_message(verdict.code).into()));
+    }
     verdict
         .principal()
         .ok_or_else(|| AppError::Unauthenticated(refusal_message(verdict.code).into()))
@@ -289,6 +307,9 @@ pub fn refusal_message(code: VerifyCode) -> &'static str {
         VerifyCode::Revoked => "the API key has been revoked",
         VerifyCode::Disabled => "the API key is disabled",
         VerifyCode::InsufficientPermissions => "the API key lacks a required permission",
+        VerifyCode::Forbidden => "the API key may not be used from this address",
+        VerifyCode::RateLimited => "the API key's rate limit is exceeded",
+        VerifyCode::UsageExceeded => "the API key's usage credits are spent",
     }
 }
 
@@ -311,10 +332,11 @@ impl Keyward {
     /// invalid as an unknown one.
     pub async fn validate_credential(
         &self,
-        caller: &Principal,
+        caller: &crate::Caller,
         presented: Credential<'_>,
     ) -> AppResult<Principal> {
-        let principal = self.authenticate(presented).await?;
+        let caller_address = caller.remote_ip;
+        let principal = self.authenticate(presented, &|| caller_address).await?;
         if principal.tenant_id() != caller.tenant_id() {
             return Err(AppError::Unauthenticated("the API key is not known".into()));
         }

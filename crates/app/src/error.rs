@@ -56,6 +56,12 @@ pub enum AppError {
     /// Too many failed attempts (logins): try again after `retry_after_seconds`.
     #[error("too many attempts; retry after {retry_after_seconds} s")]
     Throttled { retry_after_seconds: u32 },
+    /// A rate limit of the key in use (or of its owner) is spent for now.
+    #[error("rate limit '{}' exceeded; retry after {} ms", .0.name, .0.retry_after_ms)]
+    RateLimited(Box<crate::limiter::RateState>),
+    /// The key in use has spent its credits.
+    #[error("the key's usage credits are spent")]
+    UsageExceeded,
     /// The store could not answer: the request may be retried.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

@@ -35,6 +35,8 @@ pub fn bench_key(hasher: &KeyHasher, owner: &User, name: String) -> (ApiKey, Key
         use_count: 0,
         disabled_by: None,
         disabled_by_admin: false,
+        limits: Default::default(),
+        credits: None,
     };
     let stored = KeySecret {
         hash: hasher.hash(secret.expose()),

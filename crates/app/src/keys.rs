@@ -8,6 +8,9 @@
 use crate::no_escalation::check_may_grant;
 use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
 use keyward_core::audit::{note_change, Action, Changes, Target};
+use keyward_core::limits::{
+    validate_rate_limits, Credits, IpAllowlist, KeyLimits, RateLimit, Refill,
+};
 use keyward_core::principal::KEYS_READ;
 use keyward_core::{
     validate, AccessLevel, ApiKey, Door, Entity, Grants, KeyId, KeySecret, KeyShape, Metadata,
@@ -31,6 +34,17 @@ pub struct NewKey {
     pub owner: Option<UserId>,
     pub door: Door,
     pub shape: KeyShape,
+    /// Rate limits and the addresses the key may be used from (none: unlimited).
+    pub limits: KeyLimits,
+    /// Usage credits; `None`: unlimited.
+    pub credits: Option<CreditsSpec>,
+}
+
+/// Credits as a request gives them: a balance and an optional refill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditsSpec {
+    pub remaining: u64,
+    pub refill: Option<Refill>,
 }
 
 /// Changes to a key; `None` leaves a field as it is.
@@ -42,6 +56,11 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub metadata: Option<Metadata>,
     pub enabled: Option<bool>,
+    /// Replaces the list (empty clears it).
+    pub ratelimits: Option<Vec<RateLimit>>,
+    pub ip_allowlist: Option<IpAllowlist>,
+    /// `Some(None)` makes the key unlimited; `Some(Some(_))` sets its credits whole.
+    pub credits: Option<Option<CreditsSpec>>,
     /// Change the key only if it is still the version read (its `updated_at`, which a
     /// door shows as an ETag): a client that reads, edits and writes back a whole
     /// field (metadata) then loses nobody else's change, and retries on refusal.
@@ -106,7 +125,10 @@ impl Keyward {
             use_count: 0,
             disabled_by: None,
             disabled_by_admin: false,
+            limits: request.limits,
+            credits: request.credits.map(|c| c.at(now)).transpose()?,
         };
+        validate_rate_limits("ratelimits", &key.limits.ratelimits)?;
         let stored_secret = KeySecret {
             hash: self.verifier.hasher().hash(secret.expose()),
             key_id: key.id,
@@ -262,6 +284,16 @@ impl Keyward {
             }
             if let Some(enabled) = patch.enabled {
                 set_enabled(caller, key, enabled)?;
+            }
+            if let Some(ratelimits) = &patch.ratelimits {
+                validate_rate_limits("ratelimits", ratelimits)?;
+                key.limits.ratelimits = ratelimits.clone();
+            }
+            if let Some(allowlist) = &patch.ip_allowlist {
+                key.limits.ip_allowlist = allowlist.clone();
+            }
+            if let Some(credits) = patch.credits {
+                key.credits = credits.map(|c| c.at(now)).transpose()?;
             }
             Ok(())
         })
@@ -449,6 +481,7 @@ impl Keyward {
             let change = Mutation::UpdateKey {
                 key: &key,
                 read_at: before.updated_at,
+                with_credits: key.credits != before.credits,
             };
             let result = self.store.commit(change, &[event]).await;
             // Whatever happened, what this node cached about the key may be stale.
@@ -545,7 +578,27 @@ fn key_changes(before: &ApiKey, after: &ApiKey) -> Changes {
         &after.revoked_at.map(rfc3339),
     );
     note_change(&mut changes, "start", &before.start, &after.start);
+    note_change(
+        &mut changes,
+        "ratelimits",
+        &before.limits.ratelimits,
+        &after.limits.ratelimits,
+    );
+    note_change(
+        &mut changes,
+        "ip_allowlist",
+        &before.limits.ip_allowlist,
+        &after.limits.ip_allowlist,
+    );
+    note_change(&mut changes, "credits", &before.credits, &after.credits);
     changes
+}
+
+impl CreditsSpec {
+    /// The credits this gives a key at `now`: the current interval counts as refilled.
+    pub fn at(self, now: OffsetDateTime) -> AppResult<Credits> {
+        Ok(Credits::new(self.remaining, self.refill, now)?)
+    }
 }
 
 /// What a key "was" before it was created, so that its creation lists every field.
@@ -557,6 +610,8 @@ fn blank_key(key: &ApiKey) -> ApiKey {
         enabled: false,
         expires_at: None,
         start: String::new(),
+        limits: Default::default(),
+        credits: None,
         ..key.clone()
     }
 }

@@ -17,6 +17,8 @@ pub mod clock;
 pub mod error;
 pub mod import;
 pub mod keys;
+pub mod limiter;
+pub mod limits;
 mod no_escalation;
 pub mod passwords;
 pub mod sessions;
@@ -29,7 +31,7 @@ pub mod verify;
 pub use auth::Credential;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AppError, AppResult, Entity, Field};
-pub use keys::{IssuedKey, KeyPatch, NewKey};
+pub use keys::{CreditsSpec, IssuedKey, KeyPatch, NewKey};
 pub use tenants::{create_tenant, DEFAULT_SPACE};
 pub use users::{NewUser, UserPatch};
 pub use verifier::{Verdict, Verifier};
@@ -85,6 +87,12 @@ pub struct Keyward {
     logins: auth::LoginThrottle,
     /// Tenants never change once made, so every node may keep them.
     tenants: quick_cache::sync::Cache<TenantId, Arc<Tenant>>,
+    /// Rate-limit and credit counters: in this process, or shared through Redis.
+    counters: Arc<dyn limiter::Counters>,
+    /// What to do when the counters cannot be reached.
+    limits_fail: limits::FailurePolicy,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// How many tenants a node keeps in memory.
@@ -105,7 +113,28 @@ impl Keyward {
             passwords: passwords::PasswordPool::for_this_machine(),
             logins: auth::LoginThrottle::default(),
             tenants: quick_cache::sync::Cache::new(TENANT_CACHE),
+            counters: Arc::new(limiter::LocalCounters::default()),
+            limits_fail: limits::FailurePolicy::default(),
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    /// Where rate-limit and credit counters live (in this process by default), and what
+    /// to do when they cannot be reached.
+    pub fn with_counters(
+        mut self,
+        counters: Arc<dyn limiter::Counters>,
+        on_failure: limits::FailurePolicy,
+    ) -> Self {
+        self.counters = counters;
+        self.limits_fail = on_failure;
+        self
+    }
+
+    /// Proxies in front of this node whose `X-Forwarded-For` names the client.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
     }
 
     /// How many failed logins an account or an address may have before more are refused.
@@ -155,7 +184,9 @@ impl Keyward {
 
     /// Writes batched usage counters; answers how many keys had some.
     pub async fn flush_usage(&self) -> AppResult<usize> {
-        Ok(self.verifier.flush_usage().await?)
+        let keys = self.verifier.flush_usage().await?;
+        self.flush_credits().await?;
+        Ok(keys)
     }
 
     /// Follows every node's changes, for [`Keyward::apply_change`].

@@ -51,6 +51,7 @@ pub async fn create_tenant(
         created_at: now,
         updated_at: now,
         session_epoch: 0,
+        ratelimits: Vec::new(),
     };
     let event = |action, target, owner, changes| AuditEvent {
         id: uuid::Uuid::now_v7(),

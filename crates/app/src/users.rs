@@ -3,6 +3,7 @@
 use crate::no_escalation::check_may_grant;
 use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
 use keyward_core::audit::{note_change, Action, Changes, FieldChange, Target, HIDDEN};
+use keyward_core::limits::{validate_rate_limits, RateLimit};
 use keyward_core::principal::default_member_grants;
 use keyward_core::{
     password, validate, Entity, Grants, Page, Paged, Principal, Role, TenantId, User, UserId,
@@ -25,6 +26,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub active: Option<bool>,
     pub grants: Option<Grants>,
+    /// Rate limits shared by all of the user's keys (replaces the list; empty clears).
+    pub ratelimits: Option<Vec<RateLimit>>,
 }
 
 impl Keyward {
@@ -62,6 +65,7 @@ impl Keyward {
             created_at: now,
             updated_at: now,
             session_epoch: 0,
+            ratelimits: Vec::new(),
         };
         let event = self.event(
             caller,
@@ -146,6 +150,12 @@ impl Keyward {
             }
             if let Some(active) = patch.active {
                 user.active = active;
+            }
+            if let Some(ratelimits) = &patch.ratelimits {
+                // What limits a user is for administrators to say, not the user.
+                caller.require_admin()?;
+                validate_rate_limits("ratelimits", ratelimits)?;
+                user.ratelimits = ratelimits.clone();
             }
             if let Some(grants) = &patch.grants {
                 user.grants = grants.clone();
@@ -253,6 +263,12 @@ fn user_changes(before: &User, after: &User) -> Changes {
         "permissions",
         &before.grants.to_strings(),
         &after.grants.to_strings(),
+    );
+    note_change(
+        &mut changes,
+        "ratelimits",
+        &before.ratelimits,
+        &after.ratelimits,
     );
     if before.password_hash != after.password_hash {
         changes.insert(

@@ -7,8 +7,8 @@
 
 use crate::clock::{Clock, Now, SystemClock};
 use keyward_core::{
-    decide, ApiKey, Found, InnerHash, KeyHasher, KeyId, Principal, Query, Secret, TenantId, User,
-    UserId, VerifyCode,
+    decide, ApiKey, ClientAddress, Found, InnerHash, KeyHasher, KeyId, Principal, Query, Secret,
+    TenantId, User, UserId, VerifyCode,
 };
 use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
 use quick_cache::sync::Cache;
@@ -315,6 +315,7 @@ impl Verifier {
         presented: &str,
         tenant: Option<TenantId>,
         required: Option<&Query>,
+        client: ClientAddress<'_>,
     ) -> Result<Verdict, StoreError> {
         if keyward_core::keyfmt::parse(presented).is_err() {
             return Ok(Verdict::without_key(VerifyCode::Malformed));
@@ -327,7 +328,7 @@ impl Verifier {
             // every verification's future (and the request's, which holds it) larger.
             _ => Box::pin(self.load(inner, now)).await?,
         };
-        Ok(self.conclude(lookup, tenant, required, now))
+        Ok(self.conclude(lookup, tenant, required, client, now))
     }
 
     /// The decision on what a secret led to, at `now`; a valid use is counted.
@@ -336,6 +337,7 @@ impl Verifier {
         lookup: Arc<Lookup>,
         tenant: Option<TenantId>,
         required: Option<&Query>,
+        client: ClientAddress<'_>,
         now: Now,
     ) -> Verdict {
         let Some(m) = &lookup.found else {
@@ -350,7 +352,7 @@ impl Verifier {
             owner_active: m.owner.active,
             owner_grants: m.owner.effective_grants(),
         };
-        let code = decide(&found, now.utc, required);
+        let code = decide(&found, now.utc, required, client);
         if code.is_valid() {
             self.count_use(&lookup, now);
         }
@@ -385,7 +387,12 @@ impl Verifier {
     /// The verdict for `credential` from what was remembered of it, if it is the same
     /// credential and nothing has been invalidated since: skips the parse, the hash and
     /// the cache, not the decision (state, expiry, TTL) nor the count of the use.
-    pub fn recall(&self, recall: &Recall, credential: &[u8]) -> Option<Verdict> {
+    pub fn recall(
+        &self,
+        recall: &Recall,
+        credential: &[u8],
+        client: ClientAddress<'_>,
+    ) -> Option<Verdict> {
         if recall.generation != self.generation() || !recall.credential.is(credential) {
             return None;
         }
@@ -393,7 +400,7 @@ impl Verifier {
         if !recall.lookup.is_fresh(now) {
             return None;
         }
-        Some(self.conclude(Arc::clone(&recall.lookup), None, None, now))
+        Some(self.conclude(Arc::clone(&recall.lookup), None, None, client, now))
     }
 
     async fn load(&self, inner: InnerHash, now: Now) -> Result<Arc<Lookup>, StoreError> {
@@ -646,7 +653,7 @@ mod tests {
     /// Whether verifying `secret` now reads the store (a miss) rather than the cache.
     async fn misses(verifier: &Verifier, secret: &str) -> bool {
         let before = verifier.store_lookups();
-        let verdict = verifier.verify(secret, None, None).await.unwrap();
+        let verdict = verifier.verify(secret, None, None, &|| None).await.unwrap();
         assert!(verdict.code.is_valid());
         verifier.store_lookups() > before
     }
@@ -687,7 +694,7 @@ mod tests {
         // Every cached key of the owner, forgotten with the owner.
         let cached: Vec<_> = f.secrets.iter().take(70).collect();
         for (_, secret) in &cached {
-            verifier.verify(secret, None, None).await.unwrap();
+            verifier.verify(secret, None, None, &|| None).await.unwrap();
         }
         verifier.invalidate_owner(f.owner.id);
         assert!(verifier.index.lock().unwrap().secrets.is_empty());
@@ -707,34 +714,42 @@ mod tests {
         let header = format!("Bearer {secret}");
         let remembered = || async {
             let generation = v.generation();
-            let verdict = v.verify(secret, None, None).await.unwrap();
+            let verdict = v.verify(secret, None, None, &|| None).await.unwrap();
             v.remember(&header, &verdict, generation)
                 .expect("a valid key is remembered")
         };
         let recall = remembered().await;
-        let verdict = v.recall(&recall, header.as_bytes()).expect("recalled");
+        let verdict = v
+            .recall(&recall, header.as_bytes(), &|| None)
+            .expect("recalled");
         assert!(verdict.code.is_valid());
         assert_eq!(verdict.matched().unwrap().key.id, *key);
         assert!(
-            v.recall(&recall, secret.as_bytes()).is_none(),
+            v.recall(&recall, secret.as_bytes(), &|| None).is_none(),
             "another text"
         );
         let mut altered = header.clone().into_bytes();
         *altered.last_mut().unwrap() ^= 1;
-        assert!(v.recall(&recall, &altered).is_none(), "one bit off");
+        assert!(
+            v.recall(&recall, &altered, &|| None).is_none(),
+            "one bit off"
+        );
         v.flush_usage().await.unwrap();
         assert_eq!(recorded_uses(&f, *key).await, 2, "recalls are counted");
 
         v.invalidate_key(f.secrets[1].0);
         assert!(
-            v.recall(&recall, header.as_bytes()).is_none(),
+            v.recall(&recall, header.as_bytes(), &|| None).is_none(),
             "any invalidation"
         );
         let recall = remembered().await;
         v.apply(ChangeEvent::Lost);
-        assert!(v.recall(&recall, header.as_bytes()).is_none(), "feed lost");
+        assert!(
+            v.recall(&recall, header.as_bytes(), &|| None).is_none(),
+            "feed lost"
+        );
         let generation = v.generation();
-        let verdict = v.verify(secret, None, None).await.unwrap();
+        let verdict = v.verify(secret, None, None, &|| None).await.unwrap();
         assert!(
             v.remember(&header, &verdict, generation).is_none(),
             "not while deaf"
@@ -742,17 +757,23 @@ mod tests {
         v.apply(ChangeEvent::Resumed);
 
         let unknown = keyward_core::KeyShape::Native.generate();
-        let verdict = v.verify(unknown.expose(), None, None).await.unwrap();
+        let verdict = v
+            .verify(unknown.expose(), None, None, &|| None)
+            .await
+            .unwrap();
         assert!(
             v.remember("Bearer x", &verdict, v.generation()).is_none(),
             "a refusal"
         );
         // Remembered before an invalidation it did not see: void.
         let generation = v.generation();
-        let verdict = v.verify(secret, None, None).await.unwrap();
+        let verdict = v.verify(secret, None, None, &|| None).await.unwrap();
         v.invalidate_owner(f.owner.id);
         let stale = v.remember(&header, &verdict, generation).unwrap();
-        assert!(v.recall(&stale, header.as_bytes()).is_none(), "made stale");
+        assert!(
+            v.recall(&stale, header.as_bytes(), &|| None).is_none(),
+            "made stale"
+        );
     }
 
     async fn recorded_uses(f: &Fixture, key: KeyId) -> i64 {
@@ -777,7 +798,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 for i in 0..rounds {
                     let (id, secret) = &secrets[(i + worker) % secrets.len()];
-                    let verdict = verifier.verify(secret, None, None).await.unwrap();
+                    let verdict = verifier.verify(secret, None, None, &|| None).await.unwrap();
                     assert!(verdict.code.is_valid());
                     if i % 97 == 0 {
                         verifier.invalidate_key(*id);
@@ -819,16 +840,24 @@ mod tests {
         for _ in 0..3 {
             let verdict = f
                 .verifier
-                .verify(unknown.expose(), None, None)
+                .verify(unknown.expose(), None, None, &|| None)
                 .await
                 .unwrap();
             assert_eq!(verdict.code, VerifyCode::NotFound);
-            let verdict = f.verifier.verify("garbage", None, None).await.unwrap();
+            let verdict = f
+                .verifier
+                .verify("garbage", None, None, &|| None)
+                .await
+                .unwrap();
             assert_eq!(verdict.code, VerifyCode::Malformed);
         }
         // Another tenant's view of the key: not found, and not counted.
         let other = TenantId::generate();
-        let verdict = f.verifier.verify(secret, Some(other), None).await.unwrap();
+        let verdict = f
+            .verifier
+            .verify(secret, Some(other), None, &|| None)
+            .await
+            .unwrap();
         assert_eq!(verdict.code, VerifyCode::NotFound);
         assert_eq!(f.verifier.flush_usage().await.unwrap(), 0);
         assert_eq!(recorded_uses(&f, *id).await, 0);
@@ -838,8 +867,14 @@ mod tests {
     async fn a_cached_entry_is_read_again_after_its_ttl() {
         let f = fixture(1).await;
         let (_, secret) = &f.secrets[0];
-        f.verifier.verify(secret, None, None).await.unwrap();
-        f.verifier.verify(secret, None, None).await.unwrap();
+        f.verifier
+            .verify(secret, None, None, &|| None)
+            .await
+            .unwrap();
+        f.verifier
+            .verify(secret, None, None, &|| None)
+            .await
+            .unwrap();
         assert_eq!(f.verifier.store_lookups(), 1, "the second use is cached");
         let lookup = f
             .verifier
@@ -863,12 +898,12 @@ mod tests {
         let owner_of = |verdict: &Verdict| verdict.matched().unwrap().owner.clone();
         let a = f
             .verifier
-            .verify(&f.secrets[0].1, None, None)
+            .verify(&f.secrets[0].1, None, None, &|| None)
             .await
             .unwrap();
         let b = f
             .verifier
-            .verify(&f.secrets[1].1, None, None)
+            .verify(&f.secrets[1].1, None, None, &|| None)
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&owner_of(&a), &owner_of(&b)));
@@ -879,7 +914,7 @@ mod tests {
         f.verifier.invalidate_owner(changed.id);
         let c = f
             .verifier
-            .verify(&f.secrets[0].1, None, None)
+            .verify(&f.secrets[0].1, None, None, &|| None)
             .await
             .unwrap();
         assert_eq!(owner_of(&c).display_name, "renamed");

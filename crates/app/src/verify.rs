@@ -3,7 +3,7 @@
 use crate::verifier::Verdict;
 use crate::{AppResult, Keyward};
 use keyward_core::principal::KEYS_VERIFY;
-use keyward_core::{Principal, Query};
+use keyward_core::{ClientAddress, Principal, Query};
 
 impl Keyward {
     /// Verifies a key presented to the caller's service, within its tenant.
@@ -12,11 +12,12 @@ impl Keyward {
         caller: &Principal,
         presented: &str,
         query: Option<&Query>,
+        client: ClientAddress<'_>,
     ) -> AppResult<Verdict> {
         caller.require(&KEYS_VERIFY)?;
         let verifying = self
             .verifier
-            .verify(presented, Some(caller.tenant_id()), query);
+            .verify(presented, Some(caller.tenant_id()), query, client);
         if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
             return Ok(off_the_serving_thread(verifying).await?);
         }

@@ -201,8 +201,27 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             expires_at,
             expires_in,
             metadata,
+            ratelimits,
+            credits,
+            refill,
+            allow_ips,
         } => {
             let mut body = json!({"name": name});
+            if !ratelimits.is_empty() {
+                body["ratelimits"] = ratelimits
+                    .iter()
+                    .map(|text| rate_limit(text))
+                    .collect::<anyhow::Result<Value>>()?;
+            }
+            if let Some(remaining) = credits {
+                body["credits"] = json!({"remaining": remaining});
+                if let Some(text) = refill {
+                    body["credits"]["refill"] = refill_of(&text)?;
+                }
+            }
+            if !allow_ips.is_empty() {
+                body["ip_allowlist"] = json!(allow_ips);
+            }
             if !permissions.is_empty() {
                 body["permissions"] = json!(permissions);
             }
@@ -227,6 +246,27 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/v0/api_keys?offset={offset}&limit={limit}&include_revoked={all}");
             let reply = Client::from_args(&client)?.get(&path).await?;
             print(&client, &reply, || listing(KEY_COLUMNS, &reply))
+        }
+        KeysCommand::Credits {
+            client,
+            id,
+            op,
+            value,
+        } => {
+            let op = match op.as_str() {
+                "add" => "increment",
+                "sub" => "decrement",
+                _ => "set",
+            };
+            let reply = Client::from_args(&client)?
+                .post(
+                    &format!("/v0/api_keys/{}/credits", path_segment(&id)?),
+                    json!({"op": op, "value": value}),
+                )
+                .await?;
+            print(&client, &reply, || {
+                format!("credits left: {}", output::cell(&reply["remaining"]))
+            })
         }
         KeysCommand::Get { client, id } => {
             let reply = Client::from_args(&client)?
@@ -346,6 +386,45 @@ fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         .filter(|s| *s > 0)
         .ok_or_else(|| anyhow!("'{text}' is not a usable duration"))?;
     Ok(Duration::from_secs(seconds))
+}
+
+/// `requests=100/60s`: a rate limit charged on every use.
+fn rate_limit(text: &str) -> anyhow::Result<Value> {
+    let usage = || anyhow!("--ratelimit '{text}': use NAME=LIMIT/DURATION, like requests=100/60s");
+    let (name, rest) = text.split_once('=').ok_or_else(usage)?;
+    let (limit, window) = rest.split_once('/').ok_or_else(usage)?;
+    let limit: u64 = limit.parse().map_err(|_| usage())?;
+    Ok(json!({
+        "name": name,
+        "limit": limit,
+        "duration_seconds": parse_duration(window)?.as_secs(),
+        "auto_apply": true,
+    }))
+}
+
+/// `daily:1000`, `monthly:1000` or `monthly:1000:15` (on the 15th).
+fn refill_of(text: &str) -> anyhow::Result<Value> {
+    let usage = || anyhow!("--refill '{text}': use daily:AMOUNT or monthly:AMOUNT[:DAY]");
+    let mut parts = text.split(':');
+    let interval = parts.next().ok_or_else(usage)?;
+    let amount: u64 = parts
+        .next()
+        .ok_or_else(usage)?
+        .parse()
+        .map_err(|_| usage())?;
+    let day: Option<u8> = parts
+        .next()
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| usage())?;
+    if parts.next().is_some() || !matches!(interval, "daily" | "monthly") {
+        return Err(usage());
+    }
+    let mut refill = json!({"amount": amount, "interval": interval});
+    if let Some(day) = day {
+        refill["day"] = json!(day);
+    }
+    Ok(refill)
 }
 
 /// Ids go into URL paths: refuse anything that would change the path.

@@ -141,6 +141,27 @@ enum KeysCommand {
         /// Free JSON attributes.
         #[arg(long)]
         metadata: Option<String>,
+        /// A rate limit charged on every use (repeatable): `requests=100/60s`.
+        #[arg(long = "ratelimit")]
+        ratelimits: Vec<String>,
+        /// Usage credits: each verification spends one (none: unlimited).
+        #[arg(long)]
+        credits: Option<u64>,
+        /// Refills the credits: `daily:1000`, `monthly:1000` or `monthly:1000:15`.
+        #[arg(long, requires = "credits")]
+        refill: Option<String>,
+        /// An address or network the key may be used from (repeatable): `10.0.0.0/8`.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
+    },
+    /// Change a key's credits: `set`, `add` or `sub` N; prints what is left.
+    Credits {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        #[arg(value_parser = ["set", "add", "sub"])]
+        op: String,
+        value: u64,
     },
     /// List keys, newest first (never their secrets).
     List {

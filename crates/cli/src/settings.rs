@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// The window failed logins are counted in, in seconds (900).
     #[arg(long, env = "KEYWARD_LOGIN_THROTTLE_WINDOW_SECONDS")]
     pub login_throttle_window_seconds: Option<u64>,
+    /// Proxies whose X-Forwarded-For names the client, as CIDRs: `10.0.0.0/8,::1`.
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -103,6 +106,7 @@ struct FileSettings {
     login_failures_per_account: Option<u32>,
     login_failures_per_address: Option<u32>,
     login_throttle_window_seconds: Option<u64>,
+    trusted_proxies: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -197,6 +201,18 @@ impl ServeArgs {
             .or(file.login_throttle_window_seconds)
         {
             logins.window = positive_seconds("login throttle window", s)?;
+        }
+        if let Some(list) = self.trusted_proxies.or(file.trusted_proxies) {
+            config.trusted_proxies = list
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    keyward_core::limits::parse_network(entry).ok_or_else(|| {
+                        anyhow::anyhow!("--trusted-proxies: '{entry}' is not a CIDR")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
         }
         Ok(config)
     }

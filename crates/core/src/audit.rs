@@ -111,6 +111,7 @@ pub enum Action {
     KeyRevoked,
     KeyEnabled,
     KeyDisabled,
+    KeyCreditsChanged,
     UserCreated,
     UserUpdated,
     UserDeactivated,
@@ -126,13 +127,14 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::KeyCreated,
         Action::KeyUpdated,
         Action::KeyRotated,
         Action::KeyRevoked,
         Action::KeyEnabled,
         Action::KeyDisabled,
+        Action::KeyCreditsChanged,
         Action::UserCreated,
         Action::UserUpdated,
         Action::UserDeactivated,
@@ -152,6 +154,7 @@ impl Action {
             Action::KeyCreated => "key.created",
             Action::KeyUpdated => "key.updated",
             Action::KeyRotated => "key.rotated",
+            Action::KeyCreditsChanged => "key.credits_changed",
             Action::KeyRevoked => "key.revoked",
             Action::KeyEnabled => "key.enabled",
             Action::KeyDisabled => "key.disabled",

@@ -26,4 +26,4 @@ pub use perm::{AccessLevel, Grants, Permission, ResourcePath};
 pub use principal::Principal;
 pub use query::{Query, Requirement};
 pub use secret::{InnerHash, KeyHasher, Secret, SecretHash, ServerSecret};
-pub use verify::{decide, Found, VerifyCode};
+pub use verify::{decide, ClientAddress, Found, VerifyCode};

@@ -133,6 +133,74 @@ impl RateLimit {
     }
 }
 
+/// What a verification asks to be charged: limits by name with their costs (beyond
+/// the auto-applied ones, which cost 1 unless named), and the credits it costs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitAsk {
+    pub named: Vec<(String, u64)>,
+    pub credit_cost: u64,
+}
+
+impl Default for LimitAsk {
+    /// A key used as a credential: its auto-applied limits, and one credit.
+    fn default() -> Self {
+        LimitAsk {
+            named: Vec::new(),
+            credit_cost: 1,
+        }
+    }
+}
+
+/// Whose counter a rate limit charges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Key,
+    /// Shared by every key of the owner.
+    Owner,
+}
+
+/// One rate limit to charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedCharge<'a> {
+    pub scope: Scope,
+    pub rule: &'a RateLimit,
+    pub cost: u64,
+}
+
+/// The rate limits a verification charges: every auto-applied limit of the key and of
+/// its owner, and every limit the request names (with the cost it names), each once.
+/// A name that neither the key nor its owner has is refused, not ignored.
+pub fn plan_charges<'a>(
+    key: &'a [RateLimit],
+    owner: &'a [RateLimit],
+    named: &[(String, u64)],
+) -> CoreResult<Vec<PlannedCharge<'a>>> {
+    if let Some((name, _)) = named
+        .iter()
+        .find(|(name, _)| !key.iter().chain(owner).any(|l| l.name == *name))
+    {
+        return Err(CoreError::invalid(
+            "ratelimits",
+            format!("the key has no rate limit named '{name}'"),
+        ));
+    }
+    let scoped = key
+        .iter()
+        .map(|rule| (Scope::Key, rule))
+        .chain(owner.iter().map(|rule| (Scope::Owner, rule)));
+    Ok(scoped
+        .filter_map(|(scope, rule)| {
+            let asked = named.iter().find(|(name, _)| *name == rule.name);
+            let cost = match asked {
+                Some((_, cost)) => *cost,
+                None if rule.auto_apply => 1,
+                None => return None,
+            };
+            Some(PlannedCharge { scope, rule, cost })
+        })
+        .collect())
+}
+
 /// Usage credits: each verification spends its cost, and none passes once they are
 /// spent. With a refill, the balance is set to `amount` at the start of each interval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,13 +307,41 @@ impl RefillInterval {
 
 /// `day` of the month, clamped to its last day.
 fn refill_day(year: i32, month: Month, day: u8) -> Date {
-    let last = time::util::days_in_year_month(year, month);
+    let last = month.length(year);
     Date::from_calendar_date(year, month, day.min(last)).expect("a day within the month")
+}
+
+/// What limits one key's use besides its credits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyLimits {
+    #[serde(default)]
+    pub ratelimits: Vec<RateLimit>,
+    #[serde(default)]
+    pub ip_allowlist: IpAllowlist,
+}
+
+impl KeyLimits {
+    pub fn is_empty(&self) -> bool {
+        self.ratelimits.is_empty() && self.ip_allowlist.is_empty()
+    }
 }
 
 /// The networks a key may be used from; empty means anywhere.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpAllowlist(Vec<ipnet::IpNet>);
+
+impl Serialize for IpAllowlist {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_strings().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpAllowlist {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = Vec::<String>::deserialize(deserializer)?;
+        IpAllowlist::parse("ip_allowlist", &entries).map_err(serde::de::Error::custom)
+    }
+}
 
 impl IpAllowlist {
     /// Parses CIDRs and single addresses, naming `field` in what is wrong.
@@ -432,6 +528,36 @@ mod tests {
             })
             .collect();
         assert!(validate_rate_limits("ratelimits", &fifty_one).is_err());
+    }
+
+    #[test]
+    fn charges_are_planned_from_auto_applied_and_named_limits() {
+        let key = vec![
+            per(10, 60),
+            RateLimit {
+                name: "tokens".into(),
+                auto_apply: false,
+                ..per(1000, 60)
+            },
+        ];
+        let owner = vec![RateLimit {
+            name: "team".into(),
+            ..per(100, 60)
+        }];
+        let plan = plan_charges(&key, &owner, &[]).unwrap();
+        let names: Vec<_> = plan
+            .iter()
+            .map(|c| (c.rule.name.as_str(), c.cost))
+            .collect();
+        assert_eq!(names, [("requests", 1), ("team", 1)]);
+        let plan = plan_charges(&key, &owner, &[("tokens".into(), 40)]).unwrap();
+        let names: Vec<_> = plan
+            .iter()
+            .map(|c| (c.rule.name.as_str(), c.cost))
+            .collect();
+        assert_eq!(names, [("requests", 1), ("tokens", 40), ("team", 1)]);
+        assert_eq!(plan[2].scope, Scope::Owner);
+        assert!(plan_charges(&key, &owner, &[("nope".into(), 1)]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::ids::{KeyId, SpaceId, TenantId, UserId};
 use crate::keyfmt::KeyShape;
+use crate::limits::{Credits, KeyLimits, RateLimit};
 use crate::perm::Grants;
 use crate::secret::SecretHash;
 use serde_json::{Map, Value};
@@ -86,6 +87,8 @@ pub struct User {
     /// Sessions issued in an earlier epoch are over: bumped by logout, a new password,
     /// a role change and deactivation.
     pub session_epoch: i64,
+    /// Rate limits shared by all of the user's keys, charged with each key's own.
+    pub ratelimits: Vec<RateLimit>,
 }
 
 impl User {
@@ -163,6 +166,10 @@ pub struct ApiKey {
     /// Whether they did it as an administrator: then only an administrator may enable
     /// it again.
     pub disabled_by_admin: bool,
+    /// Rate limits and the addresses the key may be used from.
+    pub limits: KeyLimits,
+    /// Usage credits; `None` is unlimited.
+    pub credits: Option<Credits>,
 }
 
 /// The state a key is in at a given moment, in the order in which they are checked.

@@ -174,6 +174,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             session_epoch: 0,
+            ratelimits: Vec::new(),
         }
     }
 
@@ -200,6 +201,8 @@ mod tests {
             use_count: 0,
             disabled_by: None,
             disabled_by_admin: false,
+            limits: Default::default(),
+            credits: None,
         }
     }
 

@@ -16,7 +16,17 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     InsufficientPermissions,
+    /// The key may not be used from the client's address.
+    Forbidden,
+    /// One of the key's (or its owner's) rate limits is spent for now.
+    RateLimited,
+    /// The key's credits are spent.
+    UsageExceeded,
 }
+
+/// Where the request being verified comes from, worked out only when a key restricts
+/// addresses (it may read headers).
+pub type ClientAddress<'a> = &'a (dyn Fn() -> Option<std::net::IpAddr> + Sync);
 
 impl VerifyCode {
     pub fn as_str(self) -> &'static str {
@@ -28,6 +38,9 @@ impl VerifyCode {
             VerifyCode::Revoked => "REVOKED",
             VerifyCode::Disabled => "DISABLED",
             VerifyCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            VerifyCode::Forbidden => "FORBIDDEN",
+            VerifyCode::RateLimited => "RATE_LIMITED",
+            VerifyCode::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 
@@ -48,9 +61,16 @@ pub struct Found<'a> {
     pub owner_grants: &'a Grants,
 }
 
-/// Checks state in a fixed order (revoked, expired, disabled) and then the query,
-/// which must hold for the key's grants and for its owner's.
-pub fn decide(found: &Found<'_>, now: OffsetDateTime, required: Option<&Query>) -> VerifyCode {
+/// Checks state in a fixed order (revoked, expired, disabled), then the client's
+/// address against the key's allow-list, then the query, which must hold for the key's
+/// grants and for its owner's. Rate limits and credits come after, in the application's
+/// limiter, as they need counters.
+pub fn decide(
+    found: &Found<'_>,
+    now: OffsetDateTime,
+    required: Option<&Query>,
+    client: ClientAddress<'_>,
+) -> VerifyCode {
     use crate::model::KeyState;
     match found.key.state(now) {
         KeyState::Revoked => return VerifyCode::Revoked,
@@ -63,6 +83,10 @@ pub fn decide(found: &Found<'_>, now: OffsetDateTime, required: Option<&Query>) 
     }
     if !found.owner_active {
         return VerifyCode::Disabled;
+    }
+    let allowlist = &found.key.limits.ip_allowlist;
+    if !allowlist.is_empty() && !allowlist.allows(client()) {
+        return VerifyCode::Forbidden;
     }
     let satisfied = required.is_none_or(|query| {
         query.is_satisfied(&|r| r.is_met_by(&found.key.grants) && r.is_met_by(found.owner_grants))
@@ -105,6 +129,8 @@ mod tests {
             use_count: 0,
             disabled_by: None,
             disabled_by_admin: false,
+            limits: Default::default(),
+            credits: None,
         }
     }
 
@@ -122,7 +148,7 @@ mod tests {
             owner_grants: &owner,
         };
         let query = (!q.is_empty()).then(|| Query::parse(q).unwrap());
-        decide(&found, OffsetDateTime::now_utc(), query.as_ref())
+        decide(&found, OffsetDateTime::now_utc(), query.as_ref(), &|| None)
     }
 
     #[test]

@@ -69,7 +69,11 @@ fn bench(c: &mut Criterion) {
     table.insert(s.hasher.hash(&s.secret), (s.owner.clone(), 0));
 
     let verify = || {
-        let verdict = ready(s.verifier.verify(black_box(&s.secret), None, None)).expect("verify");
+        let verdict = ready(
+            s.verifier
+                .verify(black_box(&s.secret), None, None, &|| None),
+        )
+        .expect("verify");
         assert!(verdict.code.is_valid());
     };
     let floor = || {
@@ -78,7 +82,7 @@ fn bench(c: &mut Criterion) {
     };
     // Warms the cache: the figure is for a cached key.
     runtime
-        .block_on(s.verifier.verify(&s.secret, None, None))
+        .block_on(s.verifier.verify(&s.secret, None, None, &|| None))
         .expect("first verify");
 
     let mut group = c.benchmark_group("verify");
@@ -87,17 +91,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("cached_key", |b| b.iter(verify));
     group.bench_function("floor_hmac_plus_hashmap", |b| b.iter(floor));
     group.bench_function("malformed", |b| {
-        b.iter(|| ready(s.verifier.verify(black_box("not a key"), None, None)))
+        b.iter(|| {
+            ready(
+                s.verifier
+                    .verify(black_box("not a key"), None, None, &|| None),
+            )
+        })
     });
     // Well formed (the checksum holds) but no key has it: refused from the cache, which
     // remembers the miss.
     let unknown = keyward_core::KeyShape::Native.generate();
     runtime
-        .block_on(s.verifier.verify(unknown.expose(), None, None))
+        .block_on(s.verifier.verify(unknown.expose(), None, None, &|| None))
         .expect("first lookup of the unknown key");
     group.bench_function("unknown_key", |b| {
         b.iter(|| {
-            let verdict = ready(s.verifier.verify(black_box(unknown.expose()), None, None));
+            let verdict =
+                ready(
+                    s.verifier
+                        .verify(black_box(unknown.expose()), None, None, &|| None),
+                );
             assert!(!verdict.expect("verify").code.is_valid());
         })
     });

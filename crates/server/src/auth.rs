@@ -13,10 +13,11 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, Uri};
 use keyward_app::auth::principal_from_verdict;
 use keyward_app::sessions::looks_like_jwt;
-use keyward_app::{Caller, Credential, Keyward, Origin};
+use keyward_app::{Caller, Credential, Keyward, Origin, Verdict};
 use keyward_core::Door;
 use keyward_core::Principal;
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 /// The credential a request carries, if any. A header that is present but unreadable
 /// is an error, not "no credential".
@@ -142,13 +143,12 @@ pub fn parse_authorization(text: &str) -> Result<Credential<'_>, Failure> {
 /// connection's memory: the same header as the connection's last request, with nothing
 /// invalidated since, skips parsing, hashing and the cache (`connection.rs`).
 pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Principal>, Failure> {
+    let client = || client_address(app, headers);
     let authorization = headers.get(AUTHORIZATION);
     if let Some(verdict) =
-        authorization.and_then(|h| connection::recall(app.verifier(), h.as_bytes()))
+        authorization.and_then(|h| connection::recall(app.verifier(), h.as_bytes(), &client))
     {
-        return principal_from_verdict(&verdict)
-            .map(Some)
-            .map_err(Into::into);
+        return admitted(app, &verdict).await;
     }
     let generation = app.verifier().generation();
     let Some(credential) = credential_from_headers(headers)? else {
@@ -158,34 +158,63 @@ pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Princip
     let remembered_as = authorization.and_then(|h| h.to_str().ok());
     match (credential, remembered_as) {
         (Credential::Key(key), Some(header)) => {
-            let verdict = app.verify_credential(&key).await?;
+            let verdict = app.verify_credential(&key, &client).await?;
             connection::remember(app.verifier(), header, &verdict, generation);
-            principal_from_verdict(&verdict)
-                .map(Some)
-                .map_err(Into::into)
+            admitted(app, &verdict).await
         }
         // Sessions, query keys and pairs: boxed, so that the hot path's future stays small.
-        (credential, _) => Box::pin(app.authenticate(credential))
+        (credential, _) => Box::pin(app.authenticate(credential, &client))
             .await
             .map(Some)
             .map_err(Into::into),
     }
 }
 
-/// The request's caller through `door`, from where the connection says it came.
-pub fn through(door: Door, principal: keyward_core::Principal) -> Caller {
+/// The principal of a key's verdict once its limits are charged; a key without limits
+/// (the common case) is not charged at all, and the call stays off the hot path.
+async fn admitted(app: &Keyward, verdict: &Verdict) -> Result<Option<Principal>, Failure> {
+    let limited = verdict.matched().is_some_and(|m| {
+        !m.key.limits.ratelimits.is_empty()
+            || m.key.credits.is_some()
+            || !m.owner.ratelimits.is_empty()
+    });
+    if !limited {
+        return principal_from_verdict(verdict)
+            .map(Some)
+            .map_err(Into::into);
+    }
+    Box::pin(app.admit_key(verdict))
+        .await
+        .map(Some)
+        .map_err(Into::into)
+}
+
+/// Where the request came from: the connection's peer, or the client a trusted proxy
+/// names in `X-Forwarded-For`.
+pub fn client_address(app: &Keyward, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = connection::peer_ip();
+    // Every authenticated request asks: without trusted proxies, skip the header.
+    if !app.trusts_proxies() {
+        return peer;
+    }
+    let forwarded = headers.get("x-forwarded-for").and_then(|h| h.to_str().ok());
+    app.client_address(peer, forwarded)
+}
+
+/// The request's caller through `door`, from where the request came.
+pub fn through(app: &Keyward, headers: &HeaderMap, door: Door, principal: Principal) -> Caller {
     Caller {
         principal,
         door,
-        remote_ip: connection::peer_ip(),
+        remote_ip: client_address(app, headers),
     }
 }
 
 /// An unauthenticated request (a login) through `door`.
-pub fn origin(door: Door) -> Origin {
+pub fn origin(app: &Keyward, headers: &HeaderMap, door: Door) -> Origin {
     Origin {
         door,
-        remote_ip: connection::peer_ip(),
+        remote_ip: client_address(app, headers),
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Where to listen (`127.0.0.1:8080` by default).
     pub listen: SocketAddr,
@@ -35,6 +35,11 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// Failed logins allowed per account and per address within a window.
     pub login_throttle: keyward_app::auth::LoginThrottle,
+    /// Proxies in front of the node whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The node's source of "now": the system's, or one a test moves by hand (refills
+    /// at a day's boundary without waiting for it).
+    pub clock: std::sync::Arc<dyn keyward_app::Clock>,
 }
 
 /// Bounds on what clients can make a node hold: every one has a flag and a default.
@@ -88,6 +93,8 @@ impl ServeConfig {
             limits: ConnectionLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
             login_throttle: keyward_app::auth::LoginThrottle::default(),
+            trusted_proxies: Vec::new(),
+            clock: std::sync::Arc::new(keyward_app::SystemClock),
         }
     }
 

@@ -73,11 +73,15 @@ pub fn body_read_timeout() -> Option<std::time::Duration> {
 
 /// The verdict for `credential` (an `Authorization` header's bytes) from this
 /// connection's memory, if it holds that credential and it still stands.
-pub fn recall(verifier: &Verifier, credential: &[u8]) -> Option<Verdict> {
+pub fn recall(
+    verifier: &Verifier,
+    credential: &[u8],
+    client: keyward_core::ClientAddress<'_>,
+) -> Option<Verdict> {
     MEMORY
         .try_with(|memory| {
             let remembered = memory.remembered.borrow();
-            verifier.recall(remembered.as_ref()?, credential)
+            verifier.recall(remembered.as_ref()?, credential, client)
         })
         .ok()
         .flatten()
@@ -116,16 +120,19 @@ mod tests {
 
         let remember_here = |verifier: std::sync::Arc<Verifier>, header: String| async move {
             let generation = verifier.generation();
-            let verdict = verifier.verify(&header[7..], None, None).await.unwrap();
+            let verdict = verifier
+                .verify(&header[7..], None, None, &|| None)
+                .await
+                .unwrap();
             remember(&verifier, &header, &verdict, generation);
-            recall(&verifier, header.as_bytes()).is_some()
+            recall(&verifier, header.as_bytes(), &|| None).is_some()
         };
         assert!(
             !remember_here(verifier.clone(), header.clone()).await,
             "no scope"
         );
         assert!(scope(remember_here(verifier.clone(), header.clone())).await);
-        let elsewhere = scope(async { recall(&verifier, header.as_bytes()).is_some() });
+        let elsewhere = scope(async { recall(&verifier, header.as_bytes(), &|| None).is_some() });
         assert!(!elsewhere.await, "another connection");
     }
 }

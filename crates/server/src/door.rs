@@ -47,7 +47,7 @@ impl<D: DoorShape> FromRequestParts<AppState> for Authed<D> {
             Err(failure) => return Err(failure.into()),
         };
         Ok(Authed(
-            crate::auth::through(D::DOOR, principal),
+            crate::auth::through(app, &parts.headers, D::DOOR, principal),
             PhantomData,
         ))
     }
@@ -57,9 +57,10 @@ async fn authenticate<D: DoorShape>(
     parts: &Parts,
     app: &AppState,
 ) -> Result<keyward_core::Principal, Failure> {
+    let client = || crate::auth::client_address(app, &parts.headers);
     if D::ALSO == Also::PairFirst {
         if let Some(pair) = pair_from_headers(&parts.headers)? {
-            return Ok(app.authenticate(pair).await?);
+            return Ok(app.authenticate(pair, &client).await?);
         }
     }
     if let Some(principal) = caller(app, &parts.headers).await? {
@@ -67,7 +68,7 @@ async fn authenticate<D: DoorShape>(
     }
     if D::ALSO == Also::QueryKey {
         if let Some(credential) = credential_from_query(&parts.uri) {
-            return Ok(app.authenticate(credential).await?);
+            return Ok(app.authenticate(credential, &client).await?);
         }
     }
     Err(Failure::Unauthorized(D::NO_CREDENTIAL.into()))

@@ -40,6 +40,10 @@ pub enum Failure {
     Busy {
         retry_after_seconds: u32,
     },
+    /// A rate limit of the key in use is spent for now.
+    RateLimited(Box<keyward_app::limiter::RateState>),
+    /// The key in use has spent its credits.
+    UsageExceeded,
     /// The store could not answer: the request may be retried.
     Unavailable(String),
     /// A bug: logged, and answered without detail.
@@ -62,7 +66,9 @@ impl Failure {
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Failure::Unavailable(_) | Failure::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +99,13 @@ impl Failure {
             Failure::Throttled {
                 retry_after_seconds,
             } => format!("Too many failed attempts; retry after {retry_after_seconds} s"),
+            Failure::RateLimited(limit) => format!(
+                "The API key's rate limit '{}' ({} per window) is exceeded; retry after {} s",
+                limit.name,
+                limit.limit,
+                retry_seconds(limit)
+            ),
+            Failure::UsageExceeded => "The API key's usage credits are spent".into(),
             Failure::Internal(_) => "Internal error".into(),
         }
     }
@@ -114,6 +127,8 @@ impl Failure {
             Failure::Unavailable(_) => "Unavailable",
             Failure::Busy { .. } => "Busy",
             Failure::Throttled { .. } => "TooManyRequests",
+            Failure::RateLimited(_) => "RateLimited",
+            Failure::UsageExceeded => "UsageExceeded",
             Failure::Internal(_) => "Internal",
         }
     }
@@ -128,8 +143,20 @@ impl Failure {
         }
     }
 
-    /// Adds `Retry-After` to a door's answer when the failure says when to retry.
+    /// Adds `Retry-After` to a door's answer when the failure says when to retry, and a
+    /// spent rate limit's `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds).
     pub fn with_retry_after(&self, mut response: Response) -> Response {
+        use axum::http::HeaderValue;
+        if let Failure::RateLimited(limit) = self {
+            let headers = response.headers_mut();
+            let retry = retry_seconds(limit);
+            let reset_ms = limit.reset_at_ms - now_ms();
+            let reset = u64::try_from(reset_ms).unwrap_or(0).div_ceil(1000);
+            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry));
+            headers.insert("ratelimit-limit", HeaderValue::from(limit.limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(limit.remaining));
+            headers.insert("ratelimit-reset", HeaderValue::from(reset));
+        }
         if let Failure::Busy {
             retry_after_seconds,
         }
@@ -177,10 +204,23 @@ impl From<AppError> for Failure {
             } => Failure::Throttled {
                 retry_after_seconds,
             },
+            AppError::RateLimited(limit) => Failure::RateLimited(limit),
+            AppError::UsageExceeded => Failure::UsageExceeded,
             AppError::Unavailable(m) => Failure::Unavailable(m),
             AppError::Internal(m) => Failure::Internal(m),
         }
     }
+}
+
+/// Whole seconds until a spent limit lets a request through: at least 1, so that a
+/// client that honours it does not retry at once.
+fn retry_seconds(limit: &keyward_app::limiter::RateState) -> u64 {
+    limit.retry_after_ms.div_ceil(1000).max(1)
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 /// The core's refusals (of a permission string a door parses, say) are the

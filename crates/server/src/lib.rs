@@ -11,6 +11,7 @@ pub mod connection;
 pub mod dialects;
 pub mod door;
 pub mod error;
+pub mod limits_wire;
 pub mod native;
 pub mod server;
 pub mod views;

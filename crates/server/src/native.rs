@@ -3,6 +3,7 @@
 use crate::auth::origin;
 use crate::door::{Authed, Body, DoorShape, Params, QueryOf};
 use crate::error::{ApiError, ApiResult, Failure};
+use crate::limits_wire;
 use crate::views::{KeyView, PageView, UserView};
 use crate::AppState;
 use axum::extract::State;
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_app::{KeyPatch, NewKey, NewUser, UserPatch};
+use keyward_core::limits::KeyLimits;
 use keyward_core::{validate, ApiKey, Door, Grants, KeyId, KeyShape, Page, Role, UserId};
 use keyward_store::KeyFilter;
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,7 @@ pub fn routes() -> Router<AppState> {
             get(get_key).patch(update_key).delete(revoke_key),
         )
         .route("/v0/api_keys/{id}/rotate", post(rotate_key))
+        .route("/v0/api_keys/{id}/credits", post(change_credits))
         .route("/v0/keys/verify", post(verify_key))
 }
 
@@ -136,11 +139,12 @@ struct LoginRequest {
 
 async fn login(
     State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(req, _): Body<Native, LoginRequest>,
 ) -> ApiResult<Json<Value>> {
     let session = app
         .login(
-            origin(Door::Native),
+            origin(&app, &headers, Door::Native),
             req.tenant.as_deref(),
             &req.email,
             &req.password,
@@ -267,6 +271,7 @@ struct UpdateUserRequest {
     role: Option<String>,
     active: Option<bool>,
     permissions: Option<Vec<String>>,
+    ratelimits: Option<Vec<limits_wire::RateLimitIn>>,
 }
 
 async fn update_user(
@@ -281,6 +286,7 @@ async fn update_user(
         role: req.role.as_deref().map(role).transpose()?,
         active: req.active,
         grants: grants(req.permissions)?,
+        ratelimits: req.ratelimits.map(limits_wire::rate_limits).transpose()?,
     };
     let user = app
         .update_user(&caller, parse_id(&id, "user")?, patch)
@@ -299,6 +305,9 @@ struct CreateKeyRequest {
     expires_at: Option<OffsetDateTime>,
     metadata: Option<Value>,
     owner_id: Option<UserId>,
+    ratelimits: Option<Vec<limits_wire::RateLimitIn>>,
+    credits: Option<limits_wire::CreditsIn>,
+    ip_allowlist: Option<Vec<String>>,
 }
 
 async fn create_key(
@@ -314,6 +323,11 @@ async fn create_key(
         owner: req.owner_id,
         door: Door::Native,
         shape: KeyShape::Native,
+        limits: KeyLimits {
+            ratelimits: limits_wire::rate_limits(req.ratelimits.unwrap_or_default())?,
+            ip_allowlist: limits_wire::allowlist(req.ip_allowlist.unwrap_or_default())?,
+        },
+        credits: req.credits.map(limits_wire::credits).transpose()?,
     };
     let issued = app.create_key(&caller, request).await?;
     let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
@@ -404,6 +418,10 @@ struct UpdateKeyRequest {
     expires_at: Option<Option<OffsetDateTime>>,
     metadata: Option<Value>,
     enabled: Option<bool>,
+    ratelimits: Option<Vec<limits_wire::RateLimitIn>>,
+    #[serde(default, deserialize_with = "limits_wire::double_option_credits")]
+    credits: Option<Option<limits_wire::CreditsIn>>,
+    ip_allowlist: Option<Vec<String>>,
 }
 
 async fn update_key(
@@ -419,6 +437,12 @@ async fn update_key(
         expires_at: req.expires_at,
         metadata: req.metadata.map(|m| metadata(Some(m))).transpose()?,
         enabled: req.enabled,
+        ratelimits: req.ratelimits.map(limits_wire::rate_limits).transpose()?,
+        ip_allowlist: req.ip_allowlist.map(limits_wire::allowlist).transpose()?,
+        credits: req
+            .credits
+            .map(|c| c.map(limits_wire::credits).transpose())
+            .transpose()?,
         if_version: if_match(&headers)?,
     };
     let key = app
@@ -467,6 +491,42 @@ async fn rotate_key(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditsRequest {
+    op: String,
+    value: i64,
+}
+
+async fn change_credits(
+    State(app): State<AppState>,
+    Authed(caller, _): Authed<Native>,
+    Params(id, _): Params<Native, String>,
+    Body(req, _): Body<Native, CreditsRequest>,
+) -> ApiResult<Json<Value>> {
+    use keyward_store::CreditOp;
+    let op = match req.op.as_str() {
+        "set" => CreditOp::Set,
+        "increment" => CreditOp::Increment,
+        "decrement" => CreditOp::Decrement,
+        other => {
+            return Err(Failure::Validation {
+                field: "op".into(),
+                message: format!("'{other}' is not an operation: use set, increment or decrement"),
+            }
+            .into())
+        }
+    };
+    let value = u64::try_from(req.value).map_err(|_| Failure::Validation {
+        field: "value".into(),
+        message: "value must not be negative".into(),
+    })?;
+    let left = app
+        .change_credits(&caller, parse_id(&id, "key")?, op, value)
+        .await?;
+    Ok(Json(json!({ "remaining": left })))
+}
+
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum PermissionQuery {
     Expression(String),
@@ -481,6 +541,12 @@ struct VerifyRequest<'a> {
     #[serde(borrow)]
     key: Cow<'a, str>,
     permissions: Option<PermissionQuery>,
+    /// Credits this verification costs (1 by default).
+    credits: Option<limits_wire::CreditCost>,
+    /// Rate limits to charge by name, beyond the auto-applied ones.
+    ratelimits: Option<Vec<limits_wire::NamedLimit>>,
+    /// The address of the client the caller verifies for (default: the caller's own).
+    ip: Option<String>,
 }
 
 impl<'a> VerifyRequest<'a> {
@@ -494,6 +560,9 @@ impl<'a> VerifyRequest<'a> {
             Some(key) => Ok(VerifyRequest {
                 key: Cow::Borrowed(key),
                 permissions: None,
+                credits: None,
+                ratelimits: None,
+                ip: None,
             }),
             None => crate::body::parse_json(body),
         }
@@ -545,10 +614,27 @@ struct VerifyAnswer<'a> {
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     metadata: Option<&'a keyward_core::Metadata>,
+    /// The rate limits charged, as they stand after the charge.
+    ratelimits: Vec<limits_wire::RateLimitOut<'a>>,
+    /// `null` when the key's credits are unlimited.
+    credits: Option<CreditsLeft>,
+}
+
+#[derive(Serialize)]
+struct CreditsLeft {
+    remaining: u64,
 }
 
 impl VerifyAnswer<'_> {
     fn render(code: keyward_core::VerifyCode, key: Option<&ApiKey>) -> axum::body::Bytes {
+        Self::render_charged(code, key, None)
+    }
+
+    fn render_charged(
+        code: keyward_core::VerifyCode,
+        key: Option<&ApiKey>,
+        charged: Option<&keyward_app::limiter::Charged>,
+    ) -> axum::body::Bytes {
         let answer = VerifyAnswer {
             valid: code.is_valid(),
             code: code.as_str(),
@@ -558,6 +644,10 @@ impl VerifyAnswer<'_> {
             permissions: key.map(|k| &k.grants),
             expires_at: key.and_then(|k| k.expires_at),
             metadata: key.map(|k| &k.metadata),
+            ratelimits: charged.map(limits_wire::rate_states).unwrap_or_default(),
+            credits: charged
+                .and_then(|c| c.credits_left)
+                .map(|remaining| CreditsLeft { remaining }),
         };
         // At its exact size: a valid answer is kept on its cache entry.
         let json = serde_json::to_vec(&answer).expect("answers serialize");
@@ -581,14 +671,36 @@ async fn verify_key(
             Some(keyward_core::Query::all_of(list).map_err(|e| in_permissions(e.into()))?)
         }
     };
-    let verdict = app.verify_key(&caller, &req.key, query.as_ref()).await?;
-    let body = match verdict.matched() {
-        // A valid answer depends on the cached key alone: rendered once per entry.
-        Some(matched) if verdict.code.is_valid() => matched
+    let ask = limits_wire::ask(req.credits, req.ratelimits)?;
+    // The address the key's allow-list is checked against: the one the caller names
+    // for its own client, else the caller's (so that a forgotten `ip` fails closed).
+    let client = match &req.ip {
+        Some(text) => {
+            Some(
+                text.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| Failure::Validation {
+                        field: "ip".into(),
+                        message: format!("'{text}' is not an IPv4 or IPv6 address"),
+                    })?,
+            )
+        }
+        None => caller.remote_ip,
+    };
+    let verdict = app
+        .verify_key(&caller, &req.key, query.as_ref(), &|| client)
+        .await?;
+    let checked = app.check_limits(&verdict, &ask).await?;
+    let body = match (verdict.matched(), &checked.charged) {
+        // A valid answer of a key without limits depends on the cached key alone:
+        // rendered once per entry.
+        (Some(matched), None) if checked.code.is_valid() => matched
             .valid_answer
             .get_or_init(|| VerifyAnswer::render(verdict.code, Some(&matched.key)))
             .clone(),
-        matched => VerifyAnswer::render(verdict.code, matched.map(|m| &*m.key)),
+        (matched, charged) => {
+            VerifyAnswer::render_charged(checked.code, matched.map(|m| &*m.key), charged.as_ref())
+        }
     };
     let mut answer = Response::new(axum::body::Body::from(body));
     answer.headers_mut().insert(

@@ -4,7 +4,7 @@
 use crate::config::ServeConfig;
 use anyhow::Context;
 use keyward_app::sessions::Sessions;
-use keyward_app::{Keyward, SystemClock, Verifier};
+use keyward_app::{Keyward, Verifier};
 use keyward_core::{KeyHasher, ServerSecret, Tenant, User};
 use keyward_store::DynStore;
 use std::net::SocketAddr;
@@ -48,7 +48,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
-    let clock = Arc::new(SystemClock);
+    let clock = config.clock.clone();
     let verifier = Verifier::with_clock(
         KeyHasher::new(&secret),
         store.clone(),
@@ -58,7 +58,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let sessions = Sessions::new(&secret, config.session_ttl);
     let app = Arc::new(
         Keyward::new(store, Arc::new(verifier), sessions, clock)
-            .with_login_throttle(config.login_throttle),
+            .with_login_throttle(config.login_throttle)
+            .with_trusted_proxies(config.trusted_proxies.clone()),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

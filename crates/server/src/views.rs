@@ -1,6 +1,8 @@
 //! The native door's JSON shapes for keys and users. They borrow what they show: an
 //! answer is serialized straight from the key or user, with nothing copied on the way.
 
+use crate::limits_wire::{credits_view, rate_limit_views, CreditsView, RateLimitView};
+use keyward_core::limits::IpAllowlist;
 use keyward_core::{ApiKey, Grants, KeyId, Metadata, User, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -30,6 +32,10 @@ pub struct KeyView<'a> {
     pub use_count: i64,
     /// Who disabled the key, while it is disabled.
     pub disabled_by: Option<UserId>,
+    pub ratelimits: Vec<RateLimitView<'a>>,
+    pub ip_allowlist: &'a IpAllowlist,
+    /// `null`: unlimited.
+    pub credits: Option<CreditsView>,
 }
 
 impl<'a> KeyView<'a> {
@@ -51,6 +57,9 @@ impl<'a> KeyView<'a> {
             last_used_at: key.last_used_at,
             use_count: key.use_count,
             disabled_by: key.disabled_by,
+            ratelimits: rate_limit_views(&key.limits.ratelimits),
+            ip_allowlist: &key.limits.ip_allowlist,
+            credits: key.credits.as_ref().map(credits_view),
         }
     }
 }
@@ -64,6 +73,8 @@ pub struct UserView<'a> {
     pub role: &'static str,
     pub active: bool,
     pub permissions: &'a Grants,
+    /// Shared by all of the user's keys.
+    pub ratelimits: Vec<RateLimitView<'a>>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -78,6 +89,7 @@ impl<'a> UserView<'a> {
             role: user.role.as_str(),
             active: user.active,
             permissions: user.effective_grants(),
+            ratelimits: rate_limit_views(&user.ratelimits),
             created_at: user.created_at,
         }
     }

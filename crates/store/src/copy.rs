@@ -56,6 +56,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("updated_at", Int),
             ("session_epoch", Int),
+            ("ratelimits", Text),
         ],
     ),
     (
@@ -81,6 +82,11 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("use_count", Int),
             ("disabled_by", OptUuid),
             ("disabled_by_admin", Bool),
+            ("limits", Text),
+            ("credits_base", OptInt),
+            ("credits_spent", Int),
+            ("credits_refill", OptText),
+            ("credits_refilled_at", OptInt),
         ],
     ),
     (

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 pub use traits::{
     AuditStore, KeyStore, Recent, Store, TenantStore, UsageStore, UserStore, WriteStore,
 };
-pub use write::{Committed, Mutation};
+pub use write::{Committed, CreditChange, CreditOp, Mutation};
 
 /// A uniqueness rule of the schema, identified by the name of the constraint (or, on
 /// SQLite, which names none, by its columns) that the database reports.
@@ -139,6 +139,17 @@ pub struct KeyUsage {
     pub key_id: KeyId,
     pub last_used_at: OffsetDateTime,
     pub uses: i64,
+}
+
+/// Credits one key spent on a node since the last flush, within one refill interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditUse {
+    pub key_id: KeyId,
+    pub spent: u64,
+    /// When the node refilled the key for a new interval before spending: the interval's
+    /// start and the refill's amount. The store refills the balance first, unless it
+    /// already counts as refilled for that interval.
+    pub refill: Option<(OffsetDateTime, u64)>,
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -131,11 +131,12 @@ pub(crate) fn json_to_text(value: &impl serde::Serialize) -> String {
 }
 
 pub(crate) const USER_COLUMNS: &str = "seq, id, tenant_id, email, username, display_name, \
-     password_hash, role, active, grants, created_at, updated_at, session_epoch";
+     password_hash, role, active, grants, created_at, updated_at, session_epoch, ratelimits";
 
 pub(crate) const KEY_COLUMNS: &str = "seq, id, tenant_id, owner_id, name, door, shape, start, \
      public_id, grants, metadata, enabled, created_at, updated_at, expires_at, revoked_at, \
-     last_used_at, use_count, disabled_by, disabled_by_admin";
+     last_used_at, use_count, disabled_by, disabled_by_admin, limits, credits_base, \
+     credits_spent, credits_refill, credits_refilled_at";
 
 /// Keys updated by one statement when usage is flushed: 3 parameters each, well under
 /// both databases' limits on parameters.
@@ -168,6 +169,52 @@ pub(crate) fn usage_update(rows: usize) -> String {
          FROM (VALUES {}) AS u WHERE api_keys.id = u.column1",
         values.join(", ")
     )
+}
+
+/// A key's credits as stored: what is left is the base less what was spent.
+pub(crate) fn credits_from_columns(
+    base: Option<i64>,
+    spent: i64,
+    refill: Option<String>,
+    refilled_at: Option<i64>,
+) -> StoreResult<Option<keyward_core::limits::Credits>> {
+    let Some(base) = base else {
+        return Ok(None);
+    };
+    let refill = refill
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("credits refill: {e}")))?;
+    Ok(Some(keyward_core::limits::Credits {
+        remaining: u64::try_from(base.saturating_sub(spent)).unwrap_or(0),
+        refill,
+        refilled_at: from_opt_micros(refilled_at)?,
+    }))
+}
+
+/// The columns a key's credits are written to when they are set whole: the base is
+/// what is left (the spent count starts again from 0).
+pub(crate) fn credits_to_columns(
+    credits: Option<&keyward_core::limits::Credits>,
+) -> (Option<i64>, Option<String>, Option<i64>) {
+    match credits {
+        None => (None, None, None),
+        Some(c) => (
+            Some(i64::try_from(c.remaining).unwrap_or(i64::MAX)),
+            c.refill.as_ref().map(json_to_text),
+            opt_micros(c.refilled_at),
+        ),
+    }
+}
+
+pub(crate) fn limits_from_text(text: &str) -> StoreResult<keyward_core::limits::KeyLimits> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("key limits: {e}")))
+}
+
+pub(crate) fn ratelimits_from_text(
+    text: &str,
+) -> StoreResult<Vec<keyward_core::limits::RateLimit>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("rate limits: {e}")))
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ impl<S: Store + ?Sized> UnauditedWrites for S {
         let change = Mutation::UpdateKey {
             key,
             read_at: stored.updated_at,
+            with_credits: false,
         };
         self.commit(change, &[]).await.map(|_| ())
     }

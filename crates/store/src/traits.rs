@@ -4,7 +4,7 @@
 //! events) and [`UsageStore`] (batched counters, which are not changes of state).
 
 use crate::write::{Committed, Mutation};
-use crate::{ChangeFeed, KeyFilter, KeyUsage, SecretMatch, StoreResult};
+use crate::{ChangeFeed, CreditUse, KeyFilter, KeyUsage, SecretMatch, StoreResult};
 use async_trait::async_trait;
 use keyward_core::audit::{AuditEvent, AuditFilter, AuditPage};
 use keyward_core::{
@@ -75,6 +75,11 @@ pub trait KeyStore: Send + Sync {
 pub trait UsageStore: Send + Sync {
     /// Adds batched usage to the keys' counters and last-used times.
     async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+
+    /// Subtracts what each key spent from its stored credits (never below 0), applying
+    /// first any refill the node applied. Each entry is one `UPDATE` that reads nothing
+    /// first, so nodes' flushes and the API's changes interleave without losing any.
+    async fn record_credits(&self, spent: &[CreditUse]) -> StoreResult<()>;
 }
 
 /// The audit log: read newest first, and pruned by retention only.

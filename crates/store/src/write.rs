@@ -50,6 +50,16 @@ pub enum Mutation<'a> {
     UpdateKey {
         key: &'a ApiKey,
         read_at: OffsetDateTime,
+        /// Also sets the key's credits whole (to `key.credits`), spent count and all.
+        with_credits: bool,
+    },
+    /// Changes a key's credits against the balance as stored (whatever the nodes have
+    /// flushed since it was read) and saves its new `updated_at`, if its `updated_at`
+    /// is still `read_at`; `Committed::credits_left` is the new balance.
+    ChangeCredits {
+        key: &'a ApiKey,
+        read_at: OffsetDateTime,
+        change: CreditChange,
     },
     /// Saves `key` (its new visible start), adds `secret`, and makes every older secret
     /// stop working at `old_until` (dropping those already past), if the key's
@@ -62,6 +72,25 @@ pub enum Mutation<'a> {
     },
 }
 
+/// A change of a key's credits by the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditChange {
+    pub op: CreditOp,
+    pub value: u64,
+    /// When the key's refill is due (not yet applied), its amount: the change applies
+    /// to the refilled balance.
+    pub refill_amount: Option<u64>,
+    /// The interval the balance now counts as refilled for, when that changes.
+    pub refilled_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreditOp {
+    Set,
+    Increment,
+    Decrement,
+}
+
 /// What a commit made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Committed {
@@ -69,6 +98,8 @@ pub struct Committed {
     pub seq: Option<i64>,
     /// False only when there was nothing to change (a resource already declared).
     pub applied: bool,
+    /// A key's credits left after [`Mutation::ChangeCredits`].
+    pub credits_left: Option<i64>,
 }
 
 impl Committed {
@@ -76,6 +107,7 @@ impl Committed {
         Committed {
             seq: None,
             applied: true,
+            credits_left: None,
         }
     }
 
@@ -83,6 +115,15 @@ impl Committed {
         Committed {
             seq: Some(seq),
             applied: true,
+            credits_left: None,
+        }
+    }
+
+    pub(crate) fn credits_left(left: i64) -> Committed {
+        Committed {
+            seq: None,
+            applied: true,
+            credits_left: Some(left),
         }
     }
 }

@@ -305,6 +305,7 @@ fn new_user(tenant: TenantId, email: &str, username: &str) -> User {
         created_at: at,
         updated_at: at,
         session_epoch: 0,
+        ratelimits: Vec::new(),
     }
 }
 
@@ -349,6 +350,8 @@ fn new_key(owner: &User, name: &str, door: Door, shape: KeyShape) -> NewKey {
         use_count: 0,
         disabled_by: None,
         disabled_by_admin: false,
+        limits: Default::default(),
+        credits: None,
     };
     let stored = KeySecret {
         hash: HASHER.hash(secret.expose()),
@@ -729,6 +732,7 @@ async fn update_user_round_trips(store: DynStore) {
         grants: grants(&["data.*", "fabric/_system:rw", "fabric/*:none"]),
         updated_at: now() + Duration::seconds(5),
         session_epoch: 3,
+        ratelimits: Vec::new(),
         ..jo.clone()
     };
     store.update_user(&changed).await.unwrap();
@@ -2201,6 +2205,7 @@ async fn a_change_of_a_record_changed_since_it_was_read_is_stale(store: DynStore
             Mutation::UpdateKey {
                 key: &first,
                 read_at: k.updated_at,
+                with_credits: false,
             },
             &[],
         )
@@ -2217,6 +2222,7 @@ async fn a_change_of_a_record_changed_since_it_was_read_is_stale(store: DynStore
             Mutation::UpdateKey {
                 key: &second,
                 read_at: k.updated_at,
+                with_credits: false,
             },
             &[late],
         )
@@ -2237,6 +2243,7 @@ async fn a_change_of_a_record_changed_since_it_was_read_is_stale(store: DynStore
                 Mutation::UpdateKey {
                     key: &gone,
                     read_at: k.updated_at,
+                    with_credits: false,
                 },
                 &[],
             )

@@ -11,6 +11,7 @@ mod concurrency;
 mod hardening;
 mod jsc8;
 mod keys;
+mod limits;
 mod macrometa;
 mod nodes;
 mod octopus;

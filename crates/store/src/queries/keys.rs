@@ -116,7 +116,7 @@ impl crate::traits::KeyStore for Backend {
              u.display_name AS u_display_name, u.password_hash AS u_password_hash, \
              u.role AS u_role, u.active AS u_active, u.grants AS u_grants, \
              u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
-             u.session_epoch AS u_session_epoch \
+             u.session_epoch AS u_session_epoch, u.ratelimits AS u_ratelimits \
              FROM key_secrets s \
              JOIN (SELECT {KEY_COLUMNS} FROM api_keys) k ON k.id = s.key_id \
              JOIN users u ON u.id = k.owner_id \

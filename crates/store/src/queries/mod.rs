@@ -76,6 +76,10 @@ pub(super) fn user_from_row(row: &DbRow, p: &str) -> StoreResult<User> {
         session_epoch: row
             .try_get(col("session_epoch").as_str())
             .map_err(read_error)?,
+        ratelimits: ratelimits_from_text(
+            &row.try_get::<String, _>(col("ratelimits").as_str())
+                .map_err(read_error)?,
+        )?,
     })
 }
 
@@ -109,6 +113,13 @@ pub(super) fn key_from_row(row: &DbRow) -> StoreResult<ApiKey> {
             .map_err(read_error)?
             .map(UserId),
         disabled_by_admin: row.try_get("disabled_by_admin").map_err(read_error)?,
+        limits: limits_from_text(&row.try_get::<String, _>("limits").map_err(read_error)?)?,
+        credits: credits_from_columns(
+            row.try_get("credits_base").map_err(read_error)?,
+            row.try_get("credits_spent").map_err(read_error)?,
+            row.try_get("credits_refill").map_err(read_error)?,
+            row.try_get("credits_refilled_at").map_err(read_error)?,
+        )?,
     })
 }
 
@@ -143,7 +154,8 @@ pub(super) fn count(n: i64) -> u64 {
 
 pub(super) const INSERT_USER: &str = "INSERT INTO users (id, tenant_id, email, username, \
      display_name, password_hash, role, active, grants, created_at, updated_at, \
-     session_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq";
+     session_epoch, ratelimits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+     $13) RETURNING seq";
 
 pub(super) fn bind_user<'q>(q: Query<'q>, u: &'q User) -> Query<'q> {
     q.bind(u.id.0)
@@ -158,17 +170,20 @@ pub(super) fn bind_user<'q>(q: Query<'q>, u: &'q User) -> Query<'q> {
         .bind(micros(u.created_at))
         .bind(micros(u.updated_at))
         .bind(u.session_epoch)
+        .bind(json_to_text(&u.ratelimits))
 }
 
 /// Inserts a key with its columns in the order [`bind_key`] binds them. Bulk
 /// inserts ignore the returned `seq`.
 pub(super) const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant_id, owner_id, name, door, \
     shape, start, public_id, grants, metadata, enabled, created_at, updated_at, \
-    expires_at, revoked_at, last_used_at, use_count, disabled_by, disabled_by_admin) \
+    expires_at, revoked_at, last_used_at, use_count, disabled_by, disabled_by_admin, limits, \
+    credits_base, credits_refill, credits_refilled_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-    $18, $19) RETURNING seq";
+    $18, $19, $20, $21, $22, $23) RETURNING seq";
 
 pub(super) fn bind_key<'q>(q: Query<'q>, key: &'q ApiKey) -> Query<'q> {
+    let credits = credits_to_columns(key.credits.as_ref());
     q.bind(key.id.0)
         .bind(key.tenant_id.0)
         .bind(key.owner_id.0)
@@ -188,6 +203,10 @@ pub(super) fn bind_key<'q>(q: Query<'q>, key: &'q ApiKey) -> Query<'q> {
         .bind(key.use_count)
         .bind(key.disabled_by.map(|u| u.0))
         .bind(key.disabled_by_admin)
+        .bind(json_to_text(&key.limits))
+        .bind(credits.0)
+        .bind(credits.1)
+        .bind(credits.2)
 }
 
 impl Backend {

@@ -3,7 +3,7 @@
 
 use super::audit::insert_event;
 use super::*;
-use crate::write::{Committed, Mutation};
+use crate::write::{Committed, CreditChange, CreditOp, Mutation};
 use crate::{Change, StoreError};
 use async_trait::async_trait;
 use keyward_core::audit::AuditEvent;
@@ -70,9 +70,21 @@ async fn apply(tx: &mut Tx, change: Mutation<'_>) -> StoreResult<(Committed, Opt
             }
             done(None)
         }
-        Mutation::UpdateKey { key, read_at } => {
-            update_key(tx, key, read_at).await?;
+        Mutation::UpdateKey {
+            key,
+            read_at,
+            with_credits,
+        } => {
+            update_key(tx, key, read_at, with_credits).await?;
             done(Some(Change::Key(key.id)))
+        }
+        Mutation::ChangeCredits {
+            key,
+            read_at,
+            change,
+        } => {
+            let left = change_credits(tx, key, read_at, change).await?;
+            Ok((Committed::credits_left(left), Some(Change::Key(key.id))))
         }
         Mutation::RotateKey {
             key,
@@ -132,8 +144,8 @@ async fn declare_resource(
     .await
     .map_err(db_error)?;
     Ok(Committed {
-        seq: None,
         applied: done.rows_affected() > 0,
+        ..Committed::done()
     })
 }
 
@@ -150,7 +162,7 @@ async fn update_user(tx: &mut Tx, user: &User, read_at: OffsetDateTime) -> Store
     let done = sqlx::query(
         "UPDATE users SET email = $1, username = $2, display_name = $3, \
          password_hash = $4, role = $5, active = $6, grants = $7, \
-         updated_at = $8, session_epoch = $12 \
+         updated_at = $8, session_epoch = $12, ratelimits = $13 \
          WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
     )
     .bind(user.email.as_str())
@@ -165,6 +177,7 @@ async fn update_user(tx: &mut Tx, user: &User, read_at: OffsetDateTime) -> Store
     .bind(user.tenant_id.0)
     .bind(micros(read_at))
     .bind(user.session_epoch)
+    .bind(json_to_text(&user.ratelimits))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -183,33 +196,98 @@ async fn insert_key(tx: &mut Tx, key: &ApiKey) -> StoreResult<i64> {
         .map_err(read_error)
 }
 
-async fn update_key(tx: &mut Tx, key: &ApiKey, read_at: OffsetDateTime) -> StoreResult<()> {
-    let done = sqlx::query(
+async fn update_key(
+    tx: &mut Tx,
+    key: &ApiKey,
+    read_at: OffsetDateTime,
+    with_credits: bool,
+) -> StoreResult<()> {
+    // Credits are written only when they are set whole: otherwise the balance a flush
+    // lowered since the key was read would be put back.
+    let credits = if with_credits {
+        ", credits_base = CASE WHEN $15 IS NULL THEN NULL ELSE $15 + credits_spent END, \
+         credits_refill = $16, credits_refilled_at = $17"
+    } else {
+        ""
+    };
+    let sql = format!(
         "UPDATE api_keys SET name = $1, grants = $2, metadata = $3, \
          enabled = $4, updated_at = $5, expires_at = $6, revoked_at = $7, \
-         start = $8, disabled_by = $12, disabled_by_admin = $13 \
-         WHERE id = $9 AND tenant_id = $10 AND updated_at = $11",
-    )
-    .bind(key.name.as_str())
-    .bind(grants_to_text(&key.grants))
-    .bind(metadata_to_text(&key.metadata))
-    .bind(key.enabled)
-    .bind(micros(key.updated_at))
-    .bind(opt_micros(key.expires_at))
-    .bind(opt_micros(key.revoked_at))
-    .bind(key.start.as_str())
-    .bind(key.id.0)
-    .bind(key.tenant_id.0)
-    .bind(micros(read_at))
-    .bind(key.disabled_by.map(|u| u.0))
-    .bind(key.disabled_by_admin)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+         start = $8, disabled_by = $12, disabled_by_admin = $13, limits = $14{credits} \
+         WHERE id = $9 AND tenant_id = $10 AND updated_at = $11"
+    );
+    let (base, refill, refilled_at) = credits_to_columns(key.credits.as_ref());
+    let query = sqlx::query(&sql)
+        .bind(key.name.as_str())
+        .bind(grants_to_text(&key.grants))
+        .bind(metadata_to_text(&key.metadata))
+        .bind(key.enabled)
+        .bind(micros(key.updated_at))
+        .bind(opt_micros(key.expires_at))
+        .bind(opt_micros(key.revoked_at))
+        .bind(key.start.as_str())
+        .bind(key.id.0)
+        .bind(key.tenant_id.0)
+        .bind(micros(read_at))
+        .bind(key.disabled_by.map(|u| u.0))
+        .bind(key.disabled_by_admin)
+        .bind(json_to_text(&key.limits));
+    let query = if with_credits {
+        query.bind(base).bind(refill).bind(refilled_at)
+    } else {
+        query
+    };
+    let done = query.execute(&mut **tx).await.map_err(db_error)?;
     if done.rows_affected() == 0 {
         return Err(missing_or_stale(tx, "api_keys", key.id.0, key.tenant_id).await);
     }
     Ok(())
+}
+
+/// Applies a change of a key's credits in one statement, against the balance as stored
+/// (flushes included), and answers what is left. `key` carries the new `updated_at`
+/// and, for a refill that is due, the interval it is for.
+async fn change_credits(
+    tx: &mut Tx,
+    key: &ApiKey,
+    read_at: OffsetDateTime,
+    change: CreditChange,
+) -> StoreResult<i64> {
+    // What is left before the change: the refill's amount if one is due, else the
+    // stored balance. $5 is the refill amount when one is due (NULL otherwise).
+    let left = "(CASE WHEN $5 IS NOT NULL THEN $5 \
+                ELSE CASE WHEN credits_base > credits_spent \
+                THEN credits_base - credits_spent ELSE 0 END END)";
+    let new_left = match change.op {
+        CreditOp::Set => "$4".to_string(),
+        CreditOp::Increment => format!("{left} + $4"),
+        CreditOp::Decrement => format!("(CASE WHEN {left} > $4 THEN {left} - $4 ELSE 0 END)"),
+    };
+    let sql = format!(
+        "UPDATE api_keys SET credits_base = credits_spent + {new_left}, updated_at = $6, \
+         credits_refilled_at = CASE WHEN $7 IS NOT NULL THEN $7 ELSE credits_refilled_at END \
+         WHERE id = $1 AND tenant_id = $2 AND updated_at = $3 \
+         RETURNING credits_base - credits_spent AS left_over"
+    );
+    let row = sqlx::query(&sql)
+        .bind(key.id.0)
+        .bind(key.tenant_id.0)
+        .bind(micros(read_at))
+        .bind(i64::try_from(change.value).unwrap_or(i64::MAX))
+        .bind(
+            change
+                .refill_amount
+                .map(|a| i64::try_from(a).unwrap_or(i64::MAX)),
+        )
+        .bind(micros(key.updated_at))
+        .bind(opt_micros(change.refilled_at))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    match row {
+        Some(row) => row.try_get("left_over").map_err(read_error),
+        None => Err(missing_or_stale(tx, "api_keys", key.id.0, key.tenant_id).await),
+    }
 }
 
 async fn rotate_key(

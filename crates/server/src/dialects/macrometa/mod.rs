@@ -172,7 +172,9 @@ fn vendor_error(failure: &Failure) -> (StatusCode, u32, String) {
         Failure::RequestTimeout => (status, 408, failure.message()),
         Failure::NotImplemented(_) => (status, 501, failure.message()),
         Failure::Unavailable(_) | Failure::Busy { .. } => (status, 503, failure.message()),
-        Failure::Throttled { .. } => (status, 429, failure.message()),
+        Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded => {
+            (status, 429, failure.message())
+        }
         Failure::Internal(_) => (status, 4, failure.message()),
     }
 }
@@ -285,9 +287,10 @@ struct LoginRequest {
 
 async fn login(
     State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(req, _): Body<Mm, LoginRequest>,
 ) -> MmResult<Response> {
-    let from = origin(Door::Macrometa);
+    let from = origin(&app, &headers, Door::Macrometa);
     let session = match (&req.email, &req.tenant, &req.username) {
         (Some(email), tenant, _) => {
             app.login(from, tenant.as_deref(), email, &req.password)
@@ -417,6 +420,8 @@ async fn create_key(
         owner: None,
         door: Door::Macrometa,
         shape: KeyShape::Native,
+        limits: Default::default(),
+        credits: None,
     };
     let issued = app.create_key(&me, request).await?;
     let tenant = tenant_name(&app, &me.user).await?;

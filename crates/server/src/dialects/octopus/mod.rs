@@ -322,6 +322,8 @@ async fn create_key(
         owner: Some(owner.id),
         door: Door::Octopus,
         shape: KeyShape::Octopus,
+        limits: Default::default(),
+        credits: None,
     };
     let issued = app.create_own_key(&principal, owner.id, request).await?;
     let body = wire::created_key(&issued.key, owner.seq, issued.secret.expose());

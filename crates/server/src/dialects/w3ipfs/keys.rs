@@ -40,6 +40,8 @@ pub async fn create(
         owner: None,
         door: Door::W3ipfs,
         shape: KeyShape::Pair,
+        limits: Default::default(),
+        credits: None,
     };
     let issued = app.create_key(&principal, request).await?;
     Ok(Json(json!({
