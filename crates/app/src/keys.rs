@@ -487,7 +487,19 @@ impl Keyward {
             // Whatever happened, what this node cached about the key may be stale.
             self.verifier.invalidate_key(key.id);
             match result {
-                Ok(_) => return Ok(key),
+                Ok(_) => {
+                    if let Some(credits) = key
+                        .credits
+                        .as_ref()
+                        .filter(|_| key.credits != before.credits)
+                    {
+                        let set = keyward_store::CreditOp::Set;
+                        self.counters
+                            .credits_changed(&key, set, credits.remaining)
+                            .await;
+                    }
+                    return Ok(key);
+                }
                 Err(StoreError::Stale) => tokio::task::yield_now().await,
                 Err(StoreError::NotFound) => return Err(AppError::NotFound(Entity::ApiKey)),
                 Err(err) => return Err(err.into()),

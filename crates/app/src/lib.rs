@@ -21,6 +21,7 @@ pub mod limiter;
 pub mod limits;
 mod no_escalation;
 pub mod passwords;
+pub mod redis_counters;
 pub mod sessions;
 pub mod spaces;
 pub mod tenants;

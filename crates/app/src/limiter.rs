@@ -84,10 +84,10 @@ pub trait Counters: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Charged, CountersUnavailable>;
 
-    /// A key's credits were changed through the API (the store holds the new balance):
-    /// forget what this node knows of them, and apply `change` where the live balance
-    /// is kept elsewhere.
-    async fn credits_changed(&self, key: KeyId, left: Option<u64>);
+    /// A key's credits were changed through the API (`key` is its record after the
+    /// change, which the store holds): forget what this node knows of them, or apply
+    /// the change where the live balance is kept elsewhere.
+    async fn credits_changed(&self, key: &ApiKey, op: keyward_store::CreditOp, value: u64);
 
     /// Credits spent since the last call, for the store.
     fn take_spent(&self) -> Vec<CreditUse>;
@@ -97,6 +97,11 @@ pub trait Counters: Send + Sync {
 
     /// Drops state that no longer matters (counters full again, idle balances).
     fn prune(&self, now: OffsetDateTime);
+
+    /// How many times the counters could not be reached.
+    fn unavailable_count(&self) -> u64 {
+        0
+    }
 }
 
 /// A key and the refill interval its spending belongs to (none without a refill).
@@ -375,9 +380,9 @@ impl Counters for LocalCounters {
         Ok(self.charge_now(charge, now))
     }
 
-    async fn credits_changed(&self, key: KeyId, _left: Option<u64>) {
-        let mut keys = self.keys[shard_of(&key.0)].lock().expect("counter lock");
-        if let Some(counters) = keys.get_mut(&key.0) {
+    async fn credits_changed(&self, key: &ApiKey, _op: keyward_store::CreditOp, _value: u64) {
+        let mut keys = self.keys[shard_of(&key.id.0)].lock().expect("counter lock");
+        if let Some(counters) = keys.get_mut(&key.id.0) {
             counters.credits = None;
         }
     }

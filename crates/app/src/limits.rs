@@ -155,7 +155,7 @@ impl Keyward {
             match result {
                 Ok(done) => {
                     let left = u64::try_from(done.credits_left.unwrap_or(0)).unwrap_or(0);
-                    self.counters.credits_changed(key.id, Some(left)).await;
+                    self.counters.credits_changed(&key, op, value).await;
                     tracing::info!(key_id = %key.id, op = op_name(op), value, left, at = %rfc3339(now), "credits changed");
                     return Ok(left);
                 }

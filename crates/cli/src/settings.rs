@@ -81,6 +81,15 @@ pub struct ServeArgs {
     /// Proxies whose X-Forwarded-For names the client, as CIDRs: `10.0.0.0/8,::1`.
     #[arg(long, env = "KEYWARD_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// Share rate limits and credits between nodes through Redis: `redis://host:6379`.
+    #[arg(long, env = "KEYWARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// While Redis is unreachable, rate limits `open` (admit, the default) or `closed`.
+    #[arg(long, env = "KEYWARD_RATE_LIMITS_WITHOUT_REDIS", value_parser = ["open", "closed"])]
+    pub rate_limits_without_redis: Option<String>,
+    /// While Redis is unreachable, credits `open` (admit) or `closed` (the default).
+    #[arg(long, env = "KEYWARD_CREDITS_WITHOUT_REDIS", value_parser = ["open", "closed"])]
+    pub credits_without_redis: Option<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -107,6 +116,9 @@ struct FileSettings {
     login_failures_per_address: Option<u32>,
     login_throttle_window_seconds: Option<u64>,
     trusted_proxies: Option<String>,
+    redis_url: Option<String>,
+    rate_limits_without_redis: Option<String>,
+    credits_without_redis: Option<String>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -214,6 +226,26 @@ impl ServeArgs {
                 })
                 .collect::<anyhow::Result<_>>()?;
         }
+        config.redis_url = self.redis_url.or(file.redis_url);
+        let open = |flag: &str, value: Option<String>, default: bool| match value.as_deref() {
+            None => Ok(default),
+            Some("open") => Ok(true),
+            Some("closed") => Ok(false),
+            Some(other) => Err(anyhow::anyhow!("{flag}: '{other}' is not open or closed")),
+        };
+        config.limits_fail = keyward_app::limits::FailurePolicy {
+            rate_limits_open: open(
+                "rate_limits_without_redis",
+                self.rate_limits_without_redis
+                    .or(file.rate_limits_without_redis),
+                true,
+            )?,
+            credits_open: open(
+                "credits_without_redis",
+                self.credits_without_redis.or(file.credits_without_redis),
+                false,
+            )?,
+        };
         Ok(config)
     }
 }

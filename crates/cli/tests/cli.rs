@@ -561,6 +561,100 @@ fn a_revoke_answered_before_kill_9_is_in_the_audit_log_after_restart() {
     assert!(refused.contains("limit"), "{refused}");
 }
 
+/// Uses `secret` as a credential `times` times (one credit each).
+fn spend(node: &Node, secret: &str, times: usize) -> usize {
+    let request =
+        format!("GET /v0/me HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {secret}\r\nConnection: close\r\n\r\n");
+    (0..times)
+        .filter(|_| exchange(node, request.as_bytes()).starts_with("HTTP/1.1 200"))
+        .count()
+}
+
+/// Limits set from the command line; consumed credits reach the store in the batched
+/// flush and survive a kill -9, which loses at most what was spent since the last one.
+#[test]
+fn limits_from_the_command_line_and_credits_survive_kill_9() {
+    let data = TempDir::new().unwrap();
+    let admin = [
+        ("KEYWARD_ADMIN_EMAIL", EMAIL),
+        ("KEYWARD_ADMIN_PASSWORD", PASSWORD),
+    ];
+    let flush = ["--usage-flush-seconds", "1"];
+    let mut node = serve(data.path(), &flush, &admin);
+    let me = User::new();
+    me.login(&node.url, EMAIL, PASSWORD);
+    let created = me.json(&[
+        "keys",
+        "create",
+        "--name",
+        "metered",
+        "--ratelimit",
+        "requests=1000/60s",
+        "--credits",
+        "1000",
+        "--refill",
+        "monthly:1000:15",
+        "--allow-ip",
+        "127.0.0.0/8",
+    ]);
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["api_key"].as_str().unwrap().to_string();
+    assert_eq!(created["ratelimits"][0]["limit"], 1000, "{created}");
+    assert_eq!(created["ratelimits"][0]["duration_seconds"], 60);
+    assert_eq!(created["credits"]["remaining"], 1000);
+    assert_eq!(created["credits"]["refill"]["day"], 15);
+    assert_eq!(created["ip_allowlist"], serde_json::json!(["127.0.0.0/8"]));
+
+    assert_eq!(spend(&node, &secret, 300), 300);
+    // Two flush intervals: all 300 are in the store.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Spent after the last flush: these may be lost to the kill.
+    assert_eq!(spend(&node, &secret, 50), 50);
+    node.child.kill().expect("SIGKILL");
+    node.child.wait().unwrap();
+
+    let node = serve(data.path(), &flush, &admin);
+    me.login(&node.url, EMAIL, PASSWORD);
+    let key = me.json(&["keys", "get", &id]);
+    let left = key["credits"]["remaining"].as_u64().unwrap();
+    println!(
+        "after kill -9: {left} credits left of 1000 - 350 spent ({} lost)",
+        left - 650
+    );
+    assert!((650..=700).contains(&left), "{key}");
+    assert_eq!(
+        me.ok(&["keys", "credits", &id, "set", "10"]).trim(),
+        "credits left: 10"
+    );
+    assert_eq!(
+        me.ok(&["keys", "credits", &id, "add", "5"]).trim(),
+        "credits left: 15"
+    );
+    assert_eq!(
+        me.ok(&["keys", "credits", &id, "sub", "20"]).trim(),
+        "credits left: 0"
+    );
+    let refused = me.fails(
+        &["keys", "create", "--name", "x", "--ratelimit", "lots"],
+        &[],
+    );
+    assert!(refused.contains("--ratelimit"), "{refused}");
+    let refused = me.fails(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "x",
+            "--credits",
+            "5",
+            "--refill",
+            "weekly:5",
+        ],
+        &[],
+    );
+    assert!(refused.contains("--refill"), "{refused}");
+}
+
 // ---- Hardening: what one client can make a node hold ----
 
 /// A raw HTTP/1.1 exchange on a fresh connection: writes `request`, reads until the

@@ -37,6 +37,12 @@ pub struct ServeConfig {
     pub login_throttle: keyward_app::auth::LoginThrottle,
     /// Proxies in front of the node whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `redis://...`: rate limits and credits shared by every node through Redis;
+    /// without it each node counts alone.
+    pub redis_url: Option<String>,
+    /// Whether rate limits and credits admit (open) or refuse (closed) while Redis
+    /// cannot be reached.
+    pub limits_fail: keyward_app::limits::FailurePolicy,
     /// The node's source of "now": the system's, or one a test moves by hand (refills
     /// at a day's boundary without waiting for it).
     pub clock: std::sync::Arc<dyn keyward_app::Clock>,
@@ -94,6 +100,8 @@ impl ServeConfig {
             shutdown_timeout: Duration::from_secs(10),
             login_throttle: keyward_app::auth::LoginThrottle::default(),
             trusted_proxies: Vec::new(),
+            redis_url: None,
+            limits_fail: keyward_app::limits::FailurePolicy::default(),
             clock: std::sync::Arc::new(keyward_app::SystemClock),
         }
     }

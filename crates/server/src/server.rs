@@ -56,11 +56,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         clock.clone(),
     );
     let sessions = Sessions::new(&secret, config.session_ttl);
-    let app = Arc::new(
-        Keyward::new(store, Arc::new(verifier), sessions, clock)
-            .with_login_throttle(config.login_throttle)
-            .with_trusted_proxies(config.trusted_proxies.clone()),
-    );
+    let mut app = Keyward::new(store, Arc::new(verifier), sessions, clock)
+        .with_login_throttle(config.login_throttle)
+        .with_trusted_proxies(config.trusted_proxies.clone());
+    if let Some(url) = &config.redis_url {
+        let counters = keyward_app::redis_counters::RedisCounters::new(url)?;
+        app = app.with_counters(Arc::new(counters), config.limits_fail);
+        tracing::info!("rate limits and credits are shared through Redis");
+    }
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -10,14 +10,15 @@
 //! and drop databases.
 
 use keyward_core::audit::{Action, Actor, AuditEvent, AuditFilter, FieldChange, Target};
+use keyward_core::limits::{Credits, IpAllowlist, KeyLimits, RateLimit, Refill, RefillInterval};
 use keyward_core::{
     ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, ResourceKind,
     Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
 use keyward_store::testing::UnauditedWrites;
 use keyward_store::{
-    Change, ChangeEvent, ChangeFeed, Constraint, DynStore, KeyFilter, KeyUsage, Mutation,
-    PostgresStore, SqliteStore, StoreError, StoreResult,
+    Change, ChangeEvent, ChangeFeed, Constraint, CreditChange, CreditOp, CreditUse, DynStore,
+    KeyFilter, KeyUsage, Mutation, PostgresStore, SqliteStore, StoreError, StoreResult,
 };
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -200,6 +201,8 @@ on_every_backend!(
     declaring_a_known_resource_changes_and_records_nothing,
     audit_events_filter_page_and_stay_in_their_tenant,
     old_audit_events_are_pruned,
+    limits_and_credits_round_trip,
+    credit_flushes_and_changes_interleave_without_losing_any,
 );
 
 /// The one user with an email, whatever the tenant, as a login without a tenant finds
@@ -2394,4 +2397,178 @@ async fn old_audit_events_are_pruned(store: DynStore) {
         .unwrap();
     assert_eq!(pruned, 1);
     assert_eq!(events_of(&store, t.id, &page_filter(10)).await, [recent]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Limits and credits
+// ---------------------------------------------------------------------------------------
+
+fn credits_at(remaining: u64, refill: Option<Refill>, at: OffsetDateTime) -> Credits {
+    Credits::new(remaining, refill, at).expect("valid credits")
+}
+
+/// A key with limits and credits as stored, and a user's shared limits.
+async fn limits_and_credits_round_trip(store: DynStore) {
+    let (_, admin) = tenant(&store, "acme").await;
+    let mut new = new_key(&admin, "limited", Door::Native, KeyShape::Native);
+    new.key.limits = KeyLimits {
+        ratelimits: vec![RateLimit {
+            name: "requests".into(),
+            limit: 100,
+            window_ms: 60_000,
+            auto_apply: true,
+        }],
+        ip_allowlist: IpAllowlist::parse("ip_allowlist", &["10.0.0.0/8", "2001:db8::/32"]).unwrap(),
+    };
+    let daily = Refill {
+        amount: 50,
+        interval: RefillInterval::Daily,
+    };
+    new.key.credits = Some(credits_at(40, Some(daily), now()));
+    let key = store.create_key(&new.key, &new.stored).await.unwrap();
+    let read = read_key(&store, &key).await;
+    assert_eq!(read.limits, new.key.limits);
+    assert_eq!(read.credits, new.key.credits);
+    let found = store
+        .lookup_secret(&new.stored.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key.credits, new.key.credits);
+
+    let mut user = admin.clone();
+    user.ratelimits = new.key.limits.ratelimits.clone();
+    user.updated_at = micro(admin.updated_at + Duration::microseconds(1));
+    store
+        .commit(
+            Mutation::UpdateUser {
+                user: &user,
+                read_at: admin.updated_at,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let read = store
+        .user(admin.tenant_id, admin.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.ratelimits, user.ratelimits);
+    assert_eq!(found.owner.ratelimits, Vec::new(), "read before the change");
+}
+
+/// Flushes subtract what nodes spent, refills apply once per interval, and changes
+/// through the API apply to the balance as stored: in any order, nothing is lost and
+/// nothing goes below zero.
+async fn credit_flushes_and_changes_interleave_without_losing_any(store: DynStore) {
+    let (_, admin) = tenant(&store, "acme").await;
+    let day = time::macros::datetime!(2026-12-03 10:00 UTC);
+    let daily = Refill {
+        amount: 100,
+        interval: RefillInterval::Daily,
+    };
+    let mut new = new_key(&admin, "metered", Door::Native, KeyShape::Native);
+    new.key.credits = Some(credits_at(30, Some(daily), day));
+    let key = store.create_key(&new.key, &new.stored).await.unwrap();
+    let spend = |spent: u64, refill: Option<(OffsetDateTime, u64)>| CreditUse {
+        key_id: key.id,
+        spent,
+        refill,
+    };
+    let today = RefillInterval::Daily.start_of_interval(day);
+    store
+        .record_credits(&[spend(10, Some((today, 100)))])
+        .await
+        .unwrap();
+    assert_eq!(read_key(&store, &key).await.credits.unwrap().remaining, 20);
+    // More than is left: the balance stops at zero.
+    store
+        .record_credits(&[spend(25, Some((today, 100)))])
+        .await
+        .unwrap();
+    assert_eq!(read_key(&store, &key).await.credits.unwrap().remaining, 0);
+    // A node refilled for the next day and spent 7 of it; a second flush naming the
+    // same interval does not refill again.
+    let tomorrow = today + Duration::days(1);
+    store
+        .record_credits(&[
+            spend(7, Some((tomorrow, 100))),
+            spend(3, Some((tomorrow, 100))),
+        ])
+        .await
+        .unwrap();
+    let after = read_key(&store, &key).await.credits.unwrap();
+    assert_eq!(after.remaining, 90);
+    assert_eq!(after.refilled_at, Some(tomorrow));
+
+    // Changes through the API, against the stored balance.
+    let mut current = read_key(&store, &key).await;
+    for (op, value, expected) in [
+        (CreditOp::Increment, 5, 95),
+        (CreditOp::Decrement, 500, 0),
+        (CreditOp::Set, 42, 42),
+    ] {
+        let changed = ApiKey {
+            updated_at: micro(current.updated_at + Duration::microseconds(1)),
+            ..current.clone()
+        };
+        let done = store
+            .commit(
+                Mutation::ChangeCredits {
+                    key: &changed,
+                    read_at: current.updated_at,
+                    change: CreditChange {
+                        op,
+                        value,
+                        refill_amount: None,
+                        refilled_at: None,
+                    },
+                },
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.credits_left, Some(expected), "{op:?}");
+        current = read_key(&store, &key).await;
+        assert_eq!(current.credits.as_ref().unwrap().remaining, expected as u64);
+    }
+    // A flush after the change subtracts from the new balance.
+    store
+        .record_credits(&[spend(2, Some((tomorrow, 100)))])
+        .await
+        .unwrap();
+    assert_eq!(read_key(&store, &key).await.credits.unwrap().remaining, 40);
+    // A change against a stale read is refused, not applied.
+    let stale = store
+        .commit(
+            Mutation::ChangeCredits {
+                key: &current,
+                read_at: key.updated_at,
+                change: CreditChange {
+                    op: CreditOp::Set,
+                    value: 1,
+                    refill_amount: None,
+                    refilled_at: None,
+                },
+            },
+            &[],
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    // Keys without credits are left alone by flushes.
+    let (plain, _) = key_of(&store, &admin).await;
+    store
+        .record_credits(&[CreditUse {
+            key_id: plain.id,
+            spent: 5,
+            refill: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(read_key(&store, &plain).await.credits, None);
+}
+
+async fn key_of(store: &DynStore, owner: &User) -> (ApiKey, Secret) {
+    key(store, owner, "plain").await
 }

@@ -16,6 +16,7 @@ mod macrometa;
 mod nodes;
 mod octopus;
 mod permissions;
+mod redis_limits;
 mod refusals;
 mod secrets;
 mod seed_v0;
