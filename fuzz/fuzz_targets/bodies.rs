@@ -111,7 +111,8 @@ fuzz_target!(|data: &[u8]| {
     let t = target();
     let users_me = format!("/v0/users/{}", t.user_id);
     let key = format!("/v0/api_keys/{}", t.key_id);
-    let routes: [(Method, &str); 9] = [
+    let credits = format!("{key}/credits");
+    let routes: [(Method, &str); 10] = [
         (Method::POST, "/v0/api_keys"),
         (Method::PATCH, &key),
         (Method::POST, "/v0/users"),
@@ -121,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
         (Method::PUT, "/_api/key/mm/attributes"),
         (Method::POST, "/api/users/Users-1/apikeys"),
         (Method::POST, "/api/apiKeys"),
+        (Method::POST, &credits),
     ];
     let (method, path) = &routes[*choice as usize % routes.len()];
     let body = String::from_utf8_lossy(body).into_owned();

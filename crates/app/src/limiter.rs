@@ -84,6 +84,12 @@ pub trait Counters: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Charged, CountersUnavailable>;
 
+    /// Charges without waiting, when the counters are in this process: the hot path
+    /// then pays no boxed future. `None`: use [`Counters::charge`].
+    fn charge_here(&self, _charge: &Charge<'_>, _now: OffsetDateTime) -> Option<Charged> {
+        None
+    }
+
     /// A key's credits were changed through the API (`key` is its record after the
     /// change, which the store holds): forget what this node knows of them, or apply
     /// the change where the live balance is kept elsewhere.
@@ -106,22 +112,36 @@ pub trait Counters: Send + Sync {
 
 /// A key and the refill interval its spending belongs to (none without a refill).
 type SpentOn = (KeyId, Option<OffsetDateTime>);
+/// What was spent on each, with the refill's amount.
+type Spending = HashMap<SpentOn, (u64, Option<u64>)>;
 
 /// Credits spent per key and refill interval, with the refill's amount, until the
-/// flush takes them.
-#[derive(Default)]
+/// flush takes them. Sharded by key, like the counters: spending takes no lock that
+/// other keys share.
 pub struct SpentCredits {
-    spent: Mutex<HashMap<SpentOn, (u64, Option<u64>)>>,
+    shards: Box<[Mutex<Spending>]>,
+}
+
+impl Default for SpentCredits {
+    fn default() -> Self {
+        SpentCredits {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
 }
 
 impl SpentCredits {
+    fn shard(&self, key: KeyId) -> std::sync::MutexGuard<'_, Spending> {
+        self.shards[shard_of(&key.0)].lock().expect("spent lock")
+    }
+
     /// Records `cost` spent from `key`'s credits as refilled at `refill` (the interval
     /// and amount, when the node refilled them).
     pub fn add(&self, key: KeyId, refill: Option<(OffsetDateTime, u64)>, cost: u64) {
         if cost == 0 {
             return;
         }
-        let mut spent = self.spent.lock().expect("spent lock");
+        let mut spent = self.shard(key);
         let entry = spent
             .entry((key, refill.map(|r| r.0)))
             .or_insert((0, refill.map(|r| r.1)));
@@ -129,9 +149,10 @@ impl SpentCredits {
     }
 
     pub fn take(&self) -> Vec<CreditUse> {
-        let taken = std::mem::take(&mut *self.spent.lock().expect("spent lock"));
-        let mut uses: Vec<CreditUse> = taken
-            .into_iter()
+        let mut uses: Vec<CreditUse> = self
+            .shards
+            .iter()
+            .flat_map(|shard| std::mem::take(&mut *shard.lock().expect("spent lock")))
             .map(|((key_id, period), (spent, amount))| CreditUse {
                 key_id,
                 spent,
@@ -151,9 +172,7 @@ impl SpentCredits {
 
     /// What `key` spent that the store does not hold yet.
     fn unflushed(&self, key: KeyId) -> u64 {
-        self.spent
-            .lock()
-            .expect("spent lock")
+        self.shard(key)
             .iter()
             .filter(|((k, _), _)| *k == key)
             .map(|(_, (spent, _))| *spent)
@@ -378,6 +397,10 @@ impl Counters for LocalCounters {
         now: OffsetDateTime,
     ) -> Result<Charged, CountersUnavailable> {
         Ok(self.charge_now(charge, now))
+    }
+
+    fn charge_here(&self, charge: &Charge<'_>, now: OffsetDateTime) -> Option<Charged> {
+        Some(self.charge_now(charge, now))
     }
 
     async fn credits_changed(&self, key: &ApiKey, _op: keyward_store::CreditOp, _value: u64) {

@@ -102,6 +102,9 @@ impl Keyward {
 
     async fn charge(&self, charge: &Charge<'_>) -> AppResult<Charged> {
         let now = self.now();
+        if let Some(charged) = self.counters.charge_here(charge, now) {
+            return Ok(charged);
+        }
         match self.counters.charge(charge, now).await {
             Ok(charged) => Ok(charged),
             Err(err) => {

@@ -630,6 +630,28 @@ impl VerifyAnswer<'_> {
         Self::render_charged(code, key, None)
     }
 
+    /// A valid answer of a charged key: the cached answer of its key, whose limits part
+    /// (the last two fields, empty) is replaced by what the charge says. `None` if the
+    /// cached answer does not end as expected.
+    fn with_limits(
+        cached: &axum::body::Bytes,
+        charged: &keyward_app::limiter::Charged,
+    ) -> Option<axum::body::Bytes> {
+        const EMPTY_LIMITS: &[u8] = br#","ratelimits":[],"credits":null}"#;
+        let rest = cached.strip_suffix(EMPTY_LIMITS)?;
+        let mut answer = Vec::with_capacity(rest.len() + 64 + 96 * charged.rates.len());
+        answer.extend_from_slice(rest);
+        answer.extend_from_slice(br#","ratelimits":"#);
+        serde_json::to_writer(&mut answer, &limits_wire::rate_states(charged)).ok()?;
+        answer.extend_from_slice(br#","credits":"#);
+        let credits = charged
+            .credits_left
+            .map(|remaining| CreditsLeft { remaining });
+        serde_json::to_writer(&mut answer, &credits).ok()?;
+        answer.push(b'}');
+        Some(axum::body::Bytes::from(answer))
+    }
+
     fn render_charged(
         code: keyward_core::VerifyCode,
         key: Option<&ApiKey>,
@@ -698,6 +720,15 @@ async fn verify_key(
             .valid_answer
             .get_or_init(|| VerifyAnswer::render(verdict.code, Some(&matched.key)))
             .clone(),
+        // With limits, only their part changes: appended to the cached rest.
+        (Some(matched), Some(charged)) if checked.code.is_valid() => {
+            let cached = matched
+                .valid_answer
+                .get_or_init(|| VerifyAnswer::render(verdict.code, Some(&matched.key)));
+            VerifyAnswer::with_limits(cached, charged).unwrap_or_else(|| {
+                VerifyAnswer::render_charged(checked.code, Some(&matched.key), Some(charged))
+            })
+        }
         (matched, charged) => {
             VerifyAnswer::render_charged(checked.code, matched.map(|m| &*m.key), charged.as_ref())
         }
