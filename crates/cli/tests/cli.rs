@@ -606,8 +606,17 @@ fn limits_from_the_command_line_and_credits_survive_kill_9() {
     assert_eq!(created["ip_allowlist"], serde_json::json!(["127.0.0.0/8"]));
 
     assert_eq!(spend(&node, &secret, 300), 300);
-    // Two flush intervals: all 300 are in the store.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Until a flush has written all 300 (within a second or so; longer on a busy
+    // machine, so it is waited for rather than assumed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let key = me.json(&["keys", "get", &id]);
+        if key["credits"]["remaining"] == 700 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never flushed: {key}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // Spent after the last flush: these may be lost to the kill.
     assert_eq!(spend(&node, &secret, 50), 50);
     node.child.kill().expect("SIGKILL");

@@ -102,7 +102,7 @@ async fn credits_are_spent_exactly_and_reach_the_store() {
     assert_eq!(answer["credits"]["remaining"], 0);
     // The batched flush writes what was spent.
     let stored = server
-        .poll_key(&admin, &id, Duration::from_secs(5), |k| {
+        .poll_key(&admin, &id, Duration::from_secs(30), |k| {
             k["credits"]["remaining"] == 0
         })
         .await;
