@@ -274,13 +274,14 @@ impl Keyward {
         let verdict = self.verifier.verify(secret, None, None, client).await?;
         let named = verdict.matched().and_then(|m| m.key.public_id.as_deref());
         if matches!(verdict.code, VerifyCode::Malformed | VerifyCode::NotFound) {
+            self.verifier.count(&verdict, verdict.code, None);
             return Err(AppError::Unauthenticated(MISMATCH.into()));
         }
-        if !verdict.code.is_valid() {
-            principal_from_verdict(&verdict)?;
-        }
-        // Both halves must match before the key is charged.
+        // Both halves must match before the key is charged, or its refusal told: a
+        // secret with another key's public half counts as matching no key.
         if named != Some(public_id) {
+            self.verifier
+                .count(&verdict.unmatched(), VerifyCode::NotFound, None);
             return Err(AppError::Unauthenticated(MISMATCH.into()));
         }
         self.admit_key(&verdict).await

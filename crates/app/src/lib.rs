@@ -11,6 +11,7 @@
 //! (verifying keys presented to a caller's service), [`audit`] (reading the log), and
 //! [`tenants`] (creating one, which happens outside any request).
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -94,6 +95,8 @@ pub struct Keyward {
     limits_fail: limits::FailurePolicy,
     /// Proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long analytics buckets are kept.
+    retention: keyward_core::analytics::Retention,
 }
 
 /// How many tenants a node keeps in memory.
@@ -117,6 +120,7 @@ impl Keyward {
             counters: Arc::new(limiter::LocalCounters::default()),
             limits_fail: limits::FailurePolicy::default(),
             trusted_proxies: Vec::new(),
+            retention: Default::default(),
         }
     }
 
@@ -183,13 +187,6 @@ impl Keyward {
         Ok(self.store.ping().await?)
     }
 
-    /// Writes batched usage counters; answers how many keys had some.
-    pub async fn flush_usage(&self) -> AppResult<usize> {
-        let keys = self.verifier.flush_usage().await?;
-        self.flush_credits().await?;
-        Ok(keys)
-    }
-
     /// Follows every node's changes, for [`Keyward::apply_change`].
     pub async fn subscribe_changes(&self) -> AppResult<ChangeFeed> {
         Ok(self.store.subscribe_changes().await?)
@@ -202,7 +199,7 @@ impl Keyward {
 
     /// Flushes usage and closes the store.
     pub async fn close(&self) {
-        if let Err(err) = self.verifier.flush_usage().await {
+        if let Err(err) = self.flush_usage().await {
             tracing::warn!(%err, "could not flush usage counters at shutdown");
         }
         self.store.close().await;

@@ -13,7 +13,7 @@ use crate::{AppError, AppResult, Caller, Keyward, MAX_ATTEMPTS};
 use keyward_core::audit::{note_change, Action, Changes, Target};
 use keyward_core::limits::{plan_charges, LimitAsk};
 use keyward_core::{ApiKey, Entity, KeyId, Principal, VerifyCode};
-use keyward_store::{CreditChange, CreditOp, Mutation, StoreError};
+use keyward_store::{CreditChange, CreditOp, Mutation, StoreError, UsageBatch};
 use std::net::IpAddr;
 
 /// What a verification's limits said.
@@ -38,6 +38,12 @@ impl Keyward {
             forwarded_for,
             &self.trusted_proxies,
         ))
+    }
+
+    /// Charges and changes that could not reach the shared counters (Redis), since the
+    /// node started.
+    pub fn limit_counter_errors(&self) -> u64 {
+        self.counters.unavailable_count()
     }
 
     /// Whether any proxy's `X-Forwarded-For` is believed.
@@ -82,14 +88,14 @@ impl Keyward {
 
     /// The principal a verdict authenticates as a credential at a door, once its key's
     /// auto-applied limits and one credit are charged: a refused address is 403, a spent
-    /// limit or spent credits 429.
+    /// limit or spent credits 429. The verification is counted with its final code.
     pub async fn admit_key(&self, verdict: &Verdict) -> AppResult<Principal> {
-        let principal = crate::auth::principal_from_verdict(verdict)?;
-        let key = principal.key.as_ref().expect("a key's verdict");
-        if !has_limits(key, &principal.user.ratelimits) {
-            return Ok(principal);
+        if let Some(admitted) = self.admit_unlimited(verdict) {
+            return admitted;
         }
+        let principal = crate::auth::principal_from_verdict(verdict)?;
         let checked = self.check_limits(verdict, &LimitAsk::default()).await?;
+        self.verifier.count(verdict, checked.code, None);
         match checked.charged.and_then(|c| c.refusal.map(|r| (r, c))) {
             None => Ok(principal),
             Some((Refusal::UsageExceeded, _)) => Err(AppError::UsageExceeded),
@@ -98,6 +104,21 @@ impl Keyward {
                 Err(AppError::RateLimited(Box::new(binding)))
             }
         }
+    }
+
+    /// [`Keyward::admit_key`] without waiting, for a verdict with nothing to charge: a
+    /// refusal, or a key without limits (the common case). `None` when there are
+    /// limits to charge. Counts the verification when it answers.
+    pub fn admit_unlimited(&self, verdict: &Verdict) -> Option<AppResult<Principal>> {
+        let limited = verdict.code.is_valid()
+            && verdict
+                .matched()
+                .is_some_and(|m| has_limits(&m.key, &m.owner.ratelimits));
+        if limited {
+            return None;
+        }
+        self.verifier.count(verdict, verdict.code, None);
+        Some(crate::auth::principal_from_verdict(verdict))
     }
 
     async fn charge(&self, charge: &Charge<'_>) -> AppResult<Charged> {
@@ -172,24 +193,51 @@ impl Keyward {
         ))
     }
 
-    /// Writes the credits spent on this node since the last flush.
-    pub(crate) async fn flush_credits(&self) -> AppResult<usize> {
+    /// Writes what this node counted since the last flush in one transaction: keys'
+    /// uses and last-used times, verification counts, and credits spent. On failure
+    /// everything is put back for the next flush. Answers what was written.
+    pub async fn flush_usage(&self) -> AppResult<Flushed> {
+        let taken = self.verifier.take_usage();
         let spent = self.counters.take_spent();
-        if spent.is_empty() {
-            self.counters.prune(self.now());
-            return Ok(0);
-        }
-        let count = spent.len();
-        match self.store.record_credits(&spent).await {
+        let (keys, verifications) = taken.rows();
+        let batch = UsageBatch {
+            keys: &keys,
+            verifications: &verifications,
+            credits: &spent,
+        };
+        let flushed = Flushed {
+            keys: keys.len(),
+            verification_rows: verifications.len(),
+            credit_rows: spent.len(),
+        };
+        match self.store.record_flush(batch).await {
             Ok(()) => {
                 self.counters.prune(self.now());
-                Ok(count)
+                Ok(flushed)
             }
             Err(err) => {
+                self.verifier.restore_usage(taken);
                 self.counters.restore_spent(spent);
                 Err(err.into())
             }
         }
+    }
+}
+
+/// What one flush wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Keys whose uses and last-used times were written.
+    pub keys: usize,
+    /// Verification counts (key, minute, code) written.
+    pub verification_rows: usize,
+    /// Keys whose spent credits were written.
+    pub credit_rows: usize,
+}
+
+impl Flushed {
+    pub fn rows(&self) -> usize {
+        self.keys + self.verification_rows + self.credit_rows
     }
 }
 

@@ -6,16 +6,19 @@
 //! atomics on the cached entry, then flushed in batches by [`Verifier::flush_usage`].
 
 use crate::clock::{Clock, Now, SystemClock};
+use keyward_core::analytics::{Granularity, OutcomeCounts};
 use keyward_core::{
     decide, ApiKey, ClientAddress, Found, InnerHash, KeyHasher, KeyId, Principal, Query, Secret,
     TenantId, User, UserId, VerifyCode,
 };
-use keyward_store::{Change, ChangeEvent, DynStore, KeyUsage, StoreError};
+use keyward_store::{
+    Change, ChangeEvent, DynStore, KeyUsage, StoreError, UsageBatch, VerificationCount,
+};
 use quick_cache::sync::Cache;
 use quick_cache::UnitWeighter;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -63,15 +66,40 @@ impl std::hash::Hasher for PrefixHasher {
     }
 }
 
-fn cache(capacity: u64) -> Cache<InnerHash, Arc<Lookup>, UnitWeighter, DigestPrefix> {
+type LookupCache = Cache<InnerHash, Arc<Lookup>, UnitWeighter, DigestPrefix, CountEvictions>;
+
+fn cache(capacity: u64, evictions: Arc<AtomicU64>) -> LookupCache {
     let items = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
     Cache::with(
         items,
         capacity.max(1),
         UnitWeighter,
         DigestPrefix,
-        Default::default(),
+        CountEvictions(evictions),
     )
+}
+
+/// Counts the entries the cache evicts to make room, for metrics (an invalidation
+/// removes; it does not evict).
+#[derive(Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl quick_cache::Lifecycle<InnerHash, Arc<Lookup>> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: InnerHash, _: Arc<Lookup>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How the cache is doing, for metrics: counts since the node started, and its size.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub entries: u64,
+    pub capacity: u64,
 }
 
 /// A key that a presented secret belongs to, as cached: shared, never copied per request.
@@ -87,13 +115,74 @@ pub struct Matched {
 }
 
 /// What a presented secret led to (`found` is `None` when no key has it), when it was
-/// read, and the uses counted against it since the last flush.
+/// read, and the verifications counted against it since the last flush.
 pub struct Lookup {
     found: Option<Matched>,
     loaded_at: i64,
-    uses: AtomicU64,
-    /// Unix milliseconds of the latest use.
-    last_used_ms: AtomicI64,
+    tally: Mutex<Tally>,
+}
+
+/// Verifications of one cached entry not yet flushed, by minute and outcome. One lock
+/// per entry: uncontended unless one key is verified on several threads at once, and
+/// held for a few instructions.
+#[derive(Default)]
+struct Tally {
+    /// The minute `counts` are for (Unix seconds of its start).
+    minute: i64,
+    counts: OutcomeCounts,
+    /// Minutes counted before `minute` since the last flush.
+    earlier: Vec<(i64, OutcomeCounts)>,
+    /// Unix milliseconds of the latest valid use.
+    last_valid_ms: Option<i64>,
+    /// Whether the entry is on a pending list.
+    listed: bool,
+}
+
+impl Tally {
+    /// Counts one verification at `now`; answers whether the entry must be listed.
+    fn count(&mut self, code: VerifyCode, now: Now) -> bool {
+        let minute = Granularity::Minute.bucket(now.unix_seconds);
+        // A clock read a moment earlier on another thread counts in the newer minute.
+        if minute > self.minute {
+            if self.counts.total() > 0 {
+                self.earlier
+                    .push((self.minute, std::mem::take(&mut self.counts)));
+            }
+            self.minute = minute;
+        }
+        self.counts.add(code, 1);
+        if code.is_valid() {
+            self.last_valid_ms = self.last_valid_ms.max(Some(now.unix_millis));
+        }
+        !std::mem::replace(&mut self.listed, true)
+    }
+
+    /// Everything counted, leaving the tally empty and unlisted.
+    fn take(&mut self) -> Taken {
+        let mut minutes = std::mem::take(&mut self.earlier);
+        if self.counts.total() > 0 {
+            minutes.push((self.minute, std::mem::take(&mut self.counts)));
+        }
+        self.listed = false;
+        Taken {
+            minutes,
+            last_valid_ms: self.last_valid_ms.take(),
+        }
+    }
+
+    /// Puts back what a failed flush took; answers whether the entry must be listed.
+    fn restore(&mut self, taken: Taken) -> bool {
+        self.earlier.extend(taken.minutes);
+        self.last_valid_ms = self.last_valid_ms.max(taken.last_valid_ms);
+        !std::mem::replace(&mut self.listed, true)
+    }
+}
+
+/// What a flush took from one entry.
+#[derive(Default)]
+struct Taken {
+    minutes: Vec<(i64, OutcomeCounts)>,
+    last_valid_ms: Option<i64>,
 }
 
 impl Lookup {
@@ -101,8 +190,7 @@ impl Lookup {
         Lookup {
             found,
             loaded_at: now.unix_seconds,
-            uses: AtomicU64::new(0),
-            last_used_ms: AtomicI64::new(i64::MIN),
+            tally: Mutex::default(),
         }
     }
 
@@ -128,16 +216,28 @@ pub struct Recall {
     generation: u64,
 }
 
-/// The outcome of one verification.
+/// The outcome of one verification. It is counted (for analytics and metrics) once
+/// its final code is known, after limits: [`Verifier::count`].
 pub struct Verdict {
     pub code: VerifyCode,
     /// The key and owner, when the secret belongs to a key (whatever its state).
     found: Option<Arc<Lookup>>,
+    /// When it was made.
+    at: Now,
 }
 
 impl Verdict {
-    fn without_key(code: VerifyCode) -> Self {
-        Verdict { code, found: None }
+    fn without_key(code: VerifyCode, at: Now) -> Self {
+        Verdict {
+            code,
+            found: None,
+            at,
+        }
+    }
+
+    /// The same verdict as one that matched no key, to be counted as such.
+    pub fn unmatched(&self) -> Verdict {
+        Verdict::without_key(VerifyCode::NotFound, self.at)
     }
 
     pub fn matched(&self) -> Option<&Matched> {
@@ -257,7 +357,9 @@ pub struct Verifier {
     store: DynStore,
     /// Keyed by the inner half of the secret's HMAC: a hit costs one SHA-256
     /// compression, and only a miss completes the HMAC to ask the store.
-    cache: Cache<InnerHash, Arc<Lookup>, UnitWeighter, DigestPrefix>,
+    cache: LookupCache,
+    hits: AtomicU64,
+    evictions: Arc<AtomicU64>,
     index: Mutex<Index>,
     /// One copy of each owner for all the owner's cached keys: a user has many keys,
     /// and a copy per key would multiply the cache's memory.
@@ -272,6 +374,11 @@ pub struct Verifier {
     /// Entries with uses not yet flushed. Holding the entry (not a copy of its
     /// counters) means an entry evicted or invalidated meanwhile still gets flushed.
     pending: Vec<Mutex<Vec<Arc<Lookup>>>>,
+    /// Verifications of secrets that matched no key, by tenant, minute and code, for
+    /// analytics: rare (a caller's clients sending bad keys), so one lock.
+    unmatched: Mutex<HashMap<(TenantId, i64, VerifyCode), u64>>,
+    /// Every verification counted, by code, for metrics.
+    outcomes: [AtomicU64; VerifyCode::COUNT],
     lookups: AtomicU64,
     clock: Arc<dyn Clock>,
 }
@@ -287,11 +394,14 @@ impl Verifier {
         capacity: u64,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let evictions = Arc::new(AtomicU64::new(0));
         Verifier {
             clock,
             hasher,
             store,
-            cache: cache(capacity),
+            cache: cache(capacity, evictions.clone()),
+            hits: AtomicU64::new(0),
+            evictions,
             index: Mutex::default(),
             owners: Cache::new(OWNER_CACHE),
             epoch: RwLock::new(Freshness {
@@ -300,6 +410,8 @@ impl Verifier {
             }),
             generation: AtomicU64::new(0),
             pending: (0..PENDING_SHARDS).map(|_| Mutex::default()).collect(),
+            unmatched: Mutex::default(),
+            outcomes: Default::default(),
             lookups: AtomicU64::new(0),
         }
     }
@@ -318,12 +430,18 @@ impl Verifier {
         client: ClientAddress<'_>,
     ) -> Result<Verdict, StoreError> {
         if keyward_core::keyfmt::parse(presented).is_err() {
-            return Ok(Verdict::without_key(VerifyCode::Malformed));
+            return Ok(Verdict::without_key(
+                VerifyCode::Malformed,
+                self.clock.now(),
+            ));
         }
         let inner = self.hasher.inner(presented);
         let now = self.clock.now();
         let lookup = match self.cache.get(&inner) {
-            Some(lookup) if lookup.is_fresh(now) => lookup,
+            Some(lookup) if lookup.is_fresh(now) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                lookup
+            }
             // Boxed: the miss is the rare path, and its future would otherwise make
             // every verification's future (and the request's, which holds it) larger.
             _ => Box::pin(self.load(inner, now)).await?,
@@ -331,7 +449,7 @@ impl Verifier {
         Ok(self.conclude(lookup, tenant, required, client, now))
     }
 
-    /// The decision on what a secret led to, at `now`; a valid use is counted.
+    /// The decision on what a secret led to, at `now`.
     fn conclude(
         &self,
         lookup: Arc<Lookup>,
@@ -341,10 +459,10 @@ impl Verifier {
         now: Now,
     ) -> Verdict {
         let Some(m) = &lookup.found else {
-            return Verdict::without_key(VerifyCode::NotFound);
+            return Verdict::without_key(VerifyCode::NotFound, now);
         };
         if tenant.is_some_and(|t| m.key.tenant_id != t) {
-            return Verdict::without_key(VerifyCode::NotFound);
+            return Verdict::without_key(VerifyCode::NotFound, now);
         }
         let found = Found {
             key: &m.key,
@@ -353,12 +471,10 @@ impl Verifier {
             owner_grants: m.owner.effective_grants(),
         };
         let code = decide(&found, now.utc, required, client);
-        if code.is_valid() {
-            self.count_use(&lookup, now);
-        }
         Verdict {
             code,
             found: Some(lookup),
+            at: now,
         }
     }
 
@@ -512,17 +628,50 @@ impl Verifier {
         self.cache.len() as u64
     }
 
-    /// Counts a use on the entry itself; only its first use since the last flush puts
-    /// it on a pending list.
-    fn count_use(&self, lookup: &Arc<Lookup>, now: Now) {
-        let ms = now.unix_millis;
-        // Millisecond resolution lets most uses of a busy key skip the write.
-        if lookup.last_used_ms.load(Ordering::Relaxed) < ms {
-            lookup.last_used_ms.fetch_max(ms, Ordering::Relaxed);
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.store_lookups(),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            entries: self.cached_entries(),
+            capacity: self.cache.capacity(),
         }
-        if lookup.uses.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.mark_pending(lookup);
+    }
+
+    /// Counts a verification with its final `code` (a valid verdict may end refused
+    /// by its limits): against its key, or, for a secret that matched no key of
+    /// `tenant`, against the tenant. Only the entry's first count since the last flush
+    /// puts it on a pending list.
+    pub fn count(&self, verdict: &Verdict, code: VerifyCode, tenant: Option<TenantId>) {
+        self.outcomes[code.index()].fetch_add(1, Ordering::Relaxed);
+        match (&verdict.found, verdict.matched()) {
+            (Some(lookup), Some(_)) => {
+                let listed = lookup
+                    .tally
+                    .lock()
+                    .expect("tally lock")
+                    .count(code, verdict.at);
+                if listed {
+                    self.mark_pending(lookup);
+                }
+            }
+            _ => {
+                if let Some(tenant) = tenant {
+                    let minute = Granularity::Minute.bucket(verdict.at.unix_seconds);
+                    let mut unmatched = self.unmatched.lock().expect("unmatched lock");
+                    *unmatched.entry((tenant, minute, code)).or_default() += 1;
+                }
+            }
         }
+    }
+
+    /// Verifications counted by this node since it started, by outcome code.
+    pub fn outcomes(&self) -> OutcomeCounts {
+        let mut counts = OutcomeCounts::default();
+        for code in VerifyCode::ALL {
+            counts.add(code, self.outcomes[code.index()].load(Ordering::Relaxed));
+        }
+        counts
     }
 
     fn mark_pending(&self, lookup: &Arc<Lookup>) {
@@ -533,58 +682,118 @@ impl Verifier {
             .push(lookup.clone());
     }
 
-    /// Writes the uses counted since the last flush. On failure they are put back, so a
-    /// store outage delays counters rather than losing them.
-    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+    /// Takes what was counted since the last flush, to be written as one batch; hand
+    /// it back with [`Verifier::restore_usage`] if the write fails, so that a store
+    /// outage delays counts rather than losing them.
+    pub fn take_usage(&self) -> UsageTaken {
         self.prune_index();
-        let mut taken: Vec<(Arc<Lookup>, u64)> = Vec::new();
+        let mut entries = Vec::new();
         for shard in &self.pending {
-            let entries = std::mem::take(&mut *shard.lock().expect("pending lock"));
-            // Taking the count after leaving the list: a use that lands in between
-            // finds a non-zero count and is taken here; one after it re-lists the entry.
-            taken.extend(entries.into_iter().map(|l| {
-                let uses = l.uses.swap(0, Ordering::AcqRel);
-                (l, uses)
+            let listed = std::mem::take(&mut *shard.lock().expect("pending lock"));
+            // An entry leaves its list before its tally is taken: a count that lands in
+            // between is taken here; one after it lists the entry again.
+            entries.extend(listed.into_iter().map(|lookup| {
+                let taken = lookup.tally.lock().expect("tally lock").take();
+                (lookup, taken)
             }));
         }
-        let batch = usage_batch(&taken);
-        if batch.is_empty() {
-            return Ok(0);
+        let unmatched = std::mem::take(&mut *self.unmatched.lock().expect("unmatched lock"));
+        UsageTaken { entries, unmatched }
+    }
+
+    pub fn restore_usage(&self, taken: UsageTaken) {
+        for (lookup, counts) in taken.entries {
+            if lookup.tally.lock().expect("tally lock").restore(counts) {
+                self.mark_pending(&lookup);
+            }
         }
-        match self.store.record_usage(&batch).await {
-            Ok(()) => Ok(batch.len()),
+        let mut unmatched = self.unmatched.lock().expect("unmatched lock");
+        for (slot, n) in taken.unmatched {
+            *unmatched.entry(slot).or_default() += n;
+        }
+    }
+
+    /// Writes the uses counted since the last flush (without credits: the
+    /// application's flush writes both in one transaction).
+    pub async fn flush_usage(&self) -> Result<usize, StoreError> {
+        let taken = self.take_usage();
+        let (keys, verifications) = taken.rows();
+        let batch = UsageBatch {
+            keys: &keys,
+            verifications: &verifications,
+            credits: &[],
+        };
+        match self.store.record_flush(batch).await {
+            Ok(()) => Ok(keys.len()),
             Err(err) => {
-                for (lookup, uses) in taken {
-                    if uses > 0 && lookup.uses.fetch_add(uses, Ordering::AcqRel) == 0 {
-                        self.mark_pending(&lookup);
-                    }
-                }
+                self.restore_usage(taken);
                 Err(err)
             }
         }
     }
 }
 
-/// One row per key: a key can have several entries (its current and its previous
-/// secret, or an entry read again after an invalidation).
-fn usage_batch(taken: &[(Arc<Lookup>, u64)]) -> Vec<KeyUsage> {
-    let mut by_key: HashMap<KeyId, KeyUsage> = HashMap::new();
-    for (lookup, uses) in taken {
-        let (Some(key_id), true) = (lookup.key_id(), *uses > 0) else {
-            continue;
-        };
-        let ms = lookup.last_used_ms.load(Ordering::Relaxed);
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let row = by_key.entry(key_id).or_insert(KeyUsage {
-            key_id,
-            last_used_at: at,
-            uses: 0,
-        });
-        row.uses += i64::try_from(*uses).unwrap_or(i64::MAX);
-        row.last_used_at = row.last_used_at.max(at);
+/// What [`Verifier::take_usage`] took.
+pub struct UsageTaken {
+    entries: Vec<(Arc<Lookup>, Taken)>,
+    unmatched: HashMap<(TenantId, i64, VerifyCode), u64>,
+}
+
+impl UsageTaken {
+    /// The store's rows: one usage row per key (a key can have several entries: its
+    /// current and its previous secret, or an entry read again after an
+    /// invalidation), and one count per key, minute and code.
+    pub fn rows(&self) -> (Vec<KeyUsage>, Vec<VerificationCount>) {
+        let mut by_key: HashMap<KeyId, KeyUsage> = HashMap::new();
+        let mut verifications = Vec::new();
+        for (lookup, taken) in &self.entries {
+            let Some(m) = &lookup.found else { continue };
+            let key = &m.key;
+            let valid: u64 = taken
+                .minutes
+                .iter()
+                .map(|(_, c)| c.get(VerifyCode::Valid))
+                .sum();
+            for (minute, counts) in &taken.minutes {
+                for code in VerifyCode::ALL {
+                    let count = counts.get(code);
+                    if count > 0 {
+                        verifications.push(VerificationCount {
+                            tenant_id: key.tenant_id,
+                            key_id: Some(key.id),
+                            owner_id: Some(key.owner_id),
+                            minute: *minute,
+                            code,
+                            count,
+                        });
+                    }
+                }
+            }
+            let Some(ms) = taken.last_valid_ms.filter(|_| valid > 0) else {
+                continue;
+            };
+            let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let row = by_key.entry(key.id).or_insert(KeyUsage {
+                key_id: key.id,
+                last_used_at: at,
+                uses: 0,
+            });
+            row.uses += i64::try_from(valid).unwrap_or(i64::MAX);
+            row.last_used_at = row.last_used_at.max(at);
+        }
+        for (&(tenant, minute, code), &count) in &self.unmatched {
+            verifications.push(VerificationCount {
+                tenant_id: tenant,
+                key_id: None,
+                owner_id: None,
+                minute,
+                code,
+                count,
+            });
+        }
+        (by_key.into_values().collect(), verifications)
     }
-    by_key.into_values().collect()
 }
 
 #[cfg(test)]
@@ -715,6 +924,7 @@ mod tests {
         let remembered = || async {
             let generation = v.generation();
             let verdict = v.verify(secret, None, None, &|| None).await.unwrap();
+            v.count(&verdict, verdict.code, None);
             v.remember(&header, &verdict, generation)
                 .expect("a valid key is remembered")
         };
@@ -722,6 +932,7 @@ mod tests {
         let verdict = v
             .recall(&recall, header.as_bytes(), &|| None)
             .expect("recalled");
+        v.count(&verdict, verdict.code, None);
         assert!(verdict.code.is_valid());
         assert_eq!(verdict.matched().unwrap().key.id, *key);
         assert!(
@@ -800,6 +1011,7 @@ mod tests {
                     let (id, secret) = &secrets[(i + worker) % secrets.len()];
                     let verdict = verifier.verify(secret, None, None, &|| None).await.unwrap();
                     assert!(verdict.code.is_valid());
+                    verifier.count(&verdict, verdict.code, None);
                     if i % 97 == 0 {
                         verifier.invalidate_key(*id);
                     }

@@ -1,27 +1,35 @@
 //! Verifying keys that a caller's own clients present to it.
 
+use crate::limits::Checked;
 use crate::verifier::Verdict;
 use crate::{AppResult, Keyward};
+use keyward_core::limits::LimitAsk;
 use keyward_core::principal::KEYS_VERIFY;
 use keyward_core::{ClientAddress, Principal, Query};
 
 impl Keyward {
-    /// Verifies a key presented to the caller's service, within its tenant.
+    /// Verifies a key presented to the caller's service, within its tenant, and
+    /// charges its limits (`ask`): the verdict, and the final code with what was
+    /// charged. The verification is counted with that code.
     pub async fn verify_key(
         &self,
         caller: &Principal,
         presented: &str,
         query: Option<&Query>,
+        ask: &LimitAsk,
         client: ClientAddress<'_>,
-    ) -> AppResult<Verdict> {
+    ) -> AppResult<(Verdict, Checked)> {
         caller.require(&KEYS_VERIFY)?;
-        let verifying = self
-            .verifier
-            .verify(presented, Some(caller.tenant_id()), query, client);
-        if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
-            return Ok(off_the_serving_thread(verifying).await?);
-        }
-        Ok(verifying.await?)
+        let tenant = caller.tenant_id();
+        let verifying = self.verifier.verify(presented, Some(tenant), query, client);
+        let verdict = if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
+            off_the_serving_thread(verifying).await?
+        } else {
+            verifying.await?
+        };
+        let checked = self.check_limits(&verdict, ask).await?;
+        self.verifier.count(&verdict, checked.code, Some(tenant));
+        Ok((verdict, checked))
     }
 }
 

@@ -268,6 +268,22 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 format!("credits left: {}", output::cell(&reply["remaining"]))
             })
         }
+        KeysCommand::Usage {
+            client,
+            id,
+            since,
+            granularity,
+        } => {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("key_id", path_segment(&id)?)
+                .append_pair("since", &since)
+                .append_pair("granularity", &granularity)
+                .finish();
+            let reply = Client::from_args(&client)?
+                .get(&format!("/v0/analytics/verifications?{query}"))
+                .await?;
+            print(&client, &reply, || usage_table(&reply))
+        }
         KeysCommand::Get { client, id } => {
             let reply = Client::from_args(&client)?
                 .get(&format!("/v0/api_keys/{}", path_segment(&id)?))
@@ -433,6 +449,42 @@ fn path_segment(id: &str) -> anyhow::Result<&str> {
         bail!("'{id}' is not an id");
     }
     Ok(id)
+}
+
+/// A key's usage series as a table: each bucket's total, valid and refusals by code.
+fn usage_table(reply: &Value) -> String {
+    let buckets = reply["series"][0]["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let rows: Vec<Value> = buckets
+        .iter()
+        .map(|bucket| {
+            let refused: Vec<String> = bucket
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(code, n)| {
+                    !matches!(code.as_str(), "time" | "total" | "valid")
+                        && n.as_u64().unwrap_or(0) > 0
+                })
+                .map(|(code, n)| format!("{code} {n}"))
+                .collect();
+            json!({
+                "time": bucket["time"],
+                "total": bucket["total"],
+                "valid": bucket["valid"],
+                "refused": if refused.is_empty() { Value::Null } else { refused.join(", ").into() },
+            })
+        })
+        .collect();
+    let columns = [
+        ("TIME", "time"),
+        ("TOTAL", "total"),
+        ("VALID", "valid"),
+        ("REFUSED", "refused"),
+    ];
+    output::table(&columns, &rows)
 }
 
 // ---- Users ----

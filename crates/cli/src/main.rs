@@ -181,6 +181,18 @@ enum KeysCommand {
         client: ClientArgs,
         id: String,
     },
+    /// A key's verifications over time, by outcome.
+    Usage {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+        /// From when: a span before now (`90m`, `24h`, `7d`), RFC 3339, or Unix seconds.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Bucket width.
+        #[arg(long, default_value = "hour", value_parser = ["minute", "hour", "day"])]
+        granularity: String,
+    },
     /// Revoke a key: refused from the next request on.
     Revoke {
         #[command(flatten)]

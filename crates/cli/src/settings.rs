@@ -90,6 +90,18 @@ pub struct ServeArgs {
     /// While Redis is unreachable, credits `open` (admit) or `closed` (the default).
     #[arg(long, env = "KEYWARD_CREDITS_WITHOUT_REDIS", value_parser = ["open", "closed"])]
     pub credits_without_redis: Option<String>,
+    /// Hours per-minute analytics buckets are kept (default 48).
+    #[arg(long, env = "KEYWARD_ANALYTICS_MINUTE_RETENTION_HOURS")]
+    pub analytics_minute_retention_hours: Option<u32>,
+    /// Days hourly analytics buckets are kept (default 90).
+    #[arg(long, env = "KEYWARD_ANALYTICS_HOUR_RETENTION_DAYS")]
+    pub analytics_hour_retention_days: Option<u32>,
+    /// Days daily analytics buckets are kept (default 731, two years).
+    #[arg(long, env = "KEYWARD_ANALYTICS_DAY_RETENTION_DAYS")]
+    pub analytics_day_retention_days: Option<u32>,
+    /// Serve `/metrics` on this address only, instead of beside the API.
+    #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -119,6 +131,10 @@ struct FileSettings {
     redis_url: Option<String>,
     rate_limits_without_redis: Option<String>,
     credits_without_redis: Option<String>,
+    analytics_minute_retention_hours: Option<u32>,
+    analytics_hour_retention_days: Option<u32>,
+    analytics_day_retention_days: Option<u32>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -246,6 +262,30 @@ impl ServeArgs {
                 false,
             )?,
         };
+        let keep = &mut config.analytics_retention;
+        let at_least_one = |what: &str, n: u32| {
+            anyhow::ensure!(n > 0, "{what} must be at least 1");
+            Ok(i64::from(n))
+        };
+        if let Some(h) = self
+            .analytics_minute_retention_hours
+            .or(file.analytics_minute_retention_hours)
+        {
+            keep.minutes = at_least_one("analytics_minute_retention_hours", h)? * 3_600;
+        }
+        if let Some(d) = self
+            .analytics_hour_retention_days
+            .or(file.analytics_hour_retention_days)
+        {
+            keep.hours = at_least_one("analytics_hour_retention_days", d)? * 86_400;
+        }
+        if let Some(d) = self
+            .analytics_day_retention_days
+            .or(file.analytics_day_retention_days)
+        {
+            keep.days = at_least_one("analytics_day_retention_days", d)? * 86_400;
+        }
+        config.metrics_listen = self.metrics_listen.or(file.metrics_listen);
         Ok(config)
     }
 }

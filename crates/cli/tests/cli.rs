@@ -631,6 +631,31 @@ fn limits_from_the_command_line_and_credits_survive_kill_9() {
         left - 650
     );
     assert!((650..=700).contains(&left), "{key}");
+    // Counts and credits are written by the same flush, in one transaction: the
+    // verifications counted are exactly the credits spent, lost or not.
+    let usage = me.json(&[
+        "keys",
+        "usage",
+        &id,
+        "--since",
+        "30m",
+        "--granularity",
+        "minute",
+    ]);
+    let valid: u64 = usage["series"][0]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["valid"].as_u64().unwrap())
+        .sum();
+    assert_eq!(valid, 1000 - left, "{usage}");
+    assert_eq!(key["use_count"], valid, "{key}");
+    let table = me.ok(&["keys", "usage", &id, "--since", "2h"]);
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(table.contains(&format!("{valid}")), "{table}");
+    assert!(me
+        .fails(&["keys", "usage", &id, "--since", "later"], &[])
+        .contains("since"));
     assert_eq!(
         me.ok(&["keys", "credits", &id, "set", "10"]).trim(),
         "credits left: 10"

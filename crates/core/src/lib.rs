@@ -1,5 +1,6 @@
 //! Keyward's core: the domain with no I/O. Everything that decides lives here.
 
+pub mod analytics;
 pub mod audit;
 pub mod error;
 pub mod ids;

@@ -7,7 +7,7 @@ use crate::query::Query;
 use time::OffsetDateTime;
 
 /// The outcome of verifying a key, as reported by `/v0/keys/verify`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VerifyCode {
     Valid,
     NotFound,
@@ -29,6 +29,46 @@ pub enum VerifyCode {
 pub type ClientAddress<'a> = &'a (dyn Fn() -> Option<std::net::IpAddr> + Sync);
 
 impl VerifyCode {
+    pub const COUNT: usize = 10;
+    /// Every code, in the order of [`VerifyCode::index`].
+    pub const ALL: [VerifyCode; Self::COUNT] = [
+        VerifyCode::Valid,
+        VerifyCode::NotFound,
+        VerifyCode::Malformed,
+        VerifyCode::Expired,
+        VerifyCode::Revoked,
+        VerifyCode::Disabled,
+        VerifyCode::InsufficientPermissions,
+        VerifyCode::Forbidden,
+        VerifyCode::RateLimited,
+        VerifyCode::UsageExceeded,
+    ];
+
+    /// A dense index, for counters kept in arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// The code as a field or label name: `rate_limited`.
+    pub fn field_name(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "valid",
+            VerifyCode::NotFound => "not_found",
+            VerifyCode::Malformed => "malformed",
+            VerifyCode::Expired => "expired",
+            VerifyCode::Revoked => "revoked",
+            VerifyCode::Disabled => "disabled",
+            VerifyCode::InsufficientPermissions => "insufficient_permissions",
+            VerifyCode::Forbidden => "forbidden",
+            VerifyCode::RateLimited => "rate_limited",
+            VerifyCode::UsageExceeded => "usage_exceeded",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerifyCode::Valid => "VALID",
@@ -46,6 +86,20 @@ impl VerifyCode {
 
     pub fn is_valid(self) -> bool {
         self == VerifyCode::Valid
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::VerifyCode;
+
+    #[test]
+    fn every_code_has_its_index_and_round_trips() {
+        for (i, code) in VerifyCode::ALL.into_iter().enumerate() {
+            assert_eq!(code.index(), i);
+            assert_eq!(VerifyCode::parse(code.as_str()), Some(code));
+            assert_eq!(code.field_name().to_uppercase(), code.as_str());
+        }
     }
 }
 

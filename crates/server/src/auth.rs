@@ -11,7 +11,6 @@ use crate::connection;
 use crate::error::Failure;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, Uri};
-use keyward_app::auth::principal_from_verdict;
 use keyward_app::sessions::looks_like_jwt;
 use keyward_app::{Caller, Credential, Keyward, Origin, Verdict};
 use keyward_core::Door;
@@ -173,15 +172,8 @@ pub async fn caller(app: &Keyward, headers: &HeaderMap) -> Result<Option<Princip
 /// The principal of a key's verdict once its limits are charged; a key without limits
 /// (the common case) is not charged at all, and the call stays off the hot path.
 async fn admitted(app: &Keyward, verdict: &Verdict) -> Result<Option<Principal>, Failure> {
-    let limited = verdict.matched().is_some_and(|m| {
-        !m.key.limits.ratelimits.is_empty()
-            || m.key.credits.is_some()
-            || !m.owner.ratelimits.is_empty()
-    });
-    if !limited {
-        return principal_from_verdict(verdict)
-            .map(Some)
-            .map_err(Into::into);
+    if let Some(admitted) = app.admit_unlimited(verdict) {
+        return admitted.map(Some).map_err(Into::into);
     }
     Box::pin(app.admit_key(verdict))
         .await

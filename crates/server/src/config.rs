@@ -43,6 +43,10 @@ pub struct ServeConfig {
     /// Whether rate limits and credits admit (open) or refuse (closed) while Redis
     /// cannot be reached.
     pub limits_fail: keyward_app::limits::FailurePolicy,
+    /// How long analytics buckets of each granularity are kept.
+    pub analytics_retention: keyward_core::analytics::Retention,
+    /// Where `/metrics` is served: `None` beside the API, or only on this address.
+    pub metrics_listen: Option<SocketAddr>,
     /// The node's source of "now": the system's, or one a test moves by hand (refills
     /// at a day's boundary without waiting for it).
     pub clock: std::sync::Arc<dyn keyward_app::Clock>,
@@ -102,6 +106,8 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             redis_url: None,
             limits_fail: keyward_app::limits::FailurePolicy::default(),
+            analytics_retention: Default::default(),
+            metrics_listen: None,
             clock: std::sync::Arc::new(keyward_app::SystemClock),
         }
     }

@@ -2,6 +2,7 @@
 //! which parse requests into calls on the application layer (`keyward-app`) and render
 //! its answers, and the server that runs them.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -12,6 +13,7 @@ pub mod dialects;
 pub mod door;
 pub mod error;
 pub mod limits_wire;
+pub mod metrics;
 pub mod native;
 pub mod server;
 pub mod views;
@@ -24,16 +26,32 @@ pub use server::{create_tenant, serve, start, RunningServer};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
+use keyward_core::Door;
 use std::sync::Arc;
 
 pub type AppState = Arc<Keyward>;
 
-/// Every door's routes over one application.
-pub fn router(app: AppState) -> Router {
-    Router::new()
-        .merge(native::routes())
+/// Every door's routes over one application, each door's counted in the metrics
+/// under its name; `/metrics` among them unless it has an address of its own.
+pub fn router(app: AppState, metrics: Arc<metrics::Metrics>, with_metrics: bool) -> Router {
+    let counted = |routes: Router<AppState>, door: Door| {
+        routes.layer(axum::middleware::from_fn_with_state(
+            (metrics.clone(), door),
+            metrics::count_request,
+        ))
+    };
+    let native = native::routes()
         .merge(audit::routes())
-        .merge(dialects::routes())
+        .merge(analytics::routes());
+    let mut router = Router::new()
+        .merge(counted(native, Door::Native))
+        .merge(counted(dialects::octopus::routes(), Door::Octopus))
+        .merge(counted(dialects::w3ipfs::routes(), Door::W3ipfs))
+        .merge(counted(dialects::macrometa::routes(), Door::Macrometa));
+    if with_metrics {
+        router = router.route("/metrics", metrics::route(metrics.clone()));
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY_BYTES))
@@ -41,6 +59,14 @@ pub fn router(app: AppState) -> Router {
             panic_response,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(app)
+}
+
+/// A router with `/metrics` alone, for `--metrics-listen`.
+pub fn metrics_router(app: AppState, metrics: Arc<metrics::Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", metrics::route(metrics))
+        .fallback(not_found)
         .with_state(app)
 }
 

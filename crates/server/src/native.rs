@@ -356,7 +356,11 @@ async fn list_keys(
         include_revoked: q.include_revoked.unwrap_or(false),
     };
     let keys = app.list_keys(&caller, filter, page).await?;
-    Ok(Json(page_view(&keys, page, KeyView::of)).into_response())
+    let recent = app.recent_use(&caller, &keys.items).await?;
+    let view = page_view(&keys, page, |key| {
+        KeyView::with_usage(key, recent.get(&key.id))
+    });
+    Ok(Json(view).into_response())
 }
 
 async fn get_key(
@@ -709,10 +713,9 @@ async fn verify_key(
         }
         None => caller.remote_ip,
     };
-    let verdict = app
-        .verify_key(&caller, &req.key, query.as_ref(), &|| client)
+    let (verdict, checked) = app
+        .verify_key(&caller, &req.key, query.as_ref(), &ask, &|| client)
         .await?;
-    let checked = app.check_limits(&verdict, &ask).await?;
     let body = match (verdict.matched(), &checked.charged) {
         // A valid answer of a key without limits depends on the cached key alone:
         // rendered once per entry.

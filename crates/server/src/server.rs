@@ -20,6 +20,8 @@ pub use keyward_app::DEFAULT_SPACE;
 /// A node that is up and serving.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has an address of its own.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: Arc<Keyward>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -48,6 +50,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let observer = metrics.clone();
+    let store = keyward_store::metered::Metered::wrap(
+        store,
+        Arc::new(move |operation, took, failed| observer.store_call(operation, took, failed)),
+    );
     let clock = config.clock.clone();
     let verifier = Verifier::with_clock(
         KeyHasher::new(&secret),
@@ -58,7 +66,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let sessions = Sessions::new(&secret, config.session_ttl);
     let mut app = Keyward::new(store, Arc::new(verifier), sessions, clock)
         .with_login_throttle(config.login_throttle)
-        .with_trusted_proxies(config.trusted_proxies.clone());
+        .with_trusted_proxies(config.trusted_proxies.clone())
+        .with_retention(config.analytics_retention);
     if let Some(url) = &config.redis_url {
         let counters = keyward_app::redis_counters::RedisCounters::new(url)?;
         app = app.with_counters(Arc::new(counters), config.limits_fail);
@@ -71,13 +80,44 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let (limits, shutdown_timeout) = (config.limits, config.shutdown_timeout);
-    let flusher = spawn_usage_flusher(app.clone(), config.usage_flush_interval, stopped.clone());
-    let follower = spawn_change_follower(app.clone(), stopped.clone()).await?;
-    let pruner = spawn_audit_pruner(app.clone(), config.audit_retention_days, stopped.clone());
-    let router = crate::router(app.clone());
+    let flusher = spawn_usage_flusher(
+        app.clone(),
+        metrics.clone(),
+        config.usage_flush_interval,
+        stopped.clone(),
+    );
+    let follower = spawn_change_follower(app.clone(), metrics.clone(), stopped.clone()).await?;
+    let pruner = spawn_pruner(app.clone(), config.audit_retention_days, stopped.clone());
+    let (router, metrics_addr, metrics_task) = match config.metrics_listen {
+        None => (
+            crate::router(app.clone(), metrics.clone(), true),
+            None,
+            None,
+        ),
+        Some(address) => {
+            let metrics_listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            let metrics_addr = metrics_listener.local_addr()?;
+            let only_metrics = crate::metrics_router(app.clone(), metrics.clone());
+            let stopped = stopped.clone();
+            let task = tokio::spawn(serve_connections(
+                metrics_listener,
+                only_metrics,
+                stopped,
+                limits,
+                shutdown_timeout,
+            ));
+            let router = crate::router(app.clone(), metrics.clone(), false);
+            (router, Some(metrics_addr), Some(task))
+        }
+    };
     let serving_app = app.clone();
     let task = tokio::spawn(async move {
         serve_connections(listener, router, stopped, limits, shutdown_timeout).await;
+        if let Some(task) = metrics_task {
+            task.await.ok();
+        }
         flusher.await.ok();
         follower.await.ok();
         pruner.await.ok();
@@ -87,6 +127,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
         app,
         stop,
         task,
@@ -207,20 +248,32 @@ async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
 /// serving means no change committed after the first request goes unheard.
 async fn spawn_change_follower(
     app: Arc<Keyward>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let mut feed = app.subscribe_changes().await?;
     Ok(tokio::spawn(async move {
+        let mut lags = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
                 event = feed.recv() => match event {
-                    Some(event) => app.apply_change(event),
+                    Some(event) => {
+                        if event == keyward_store::ChangeEvent::Resumed {
+                            metrics.listener_reconnected();
+                        }
+                        app.apply_change(event)
+                    }
                     None => {
                         tracing::error!("the change feed ended; caching stops on this node");
                         app.apply_change(keyward_store::ChangeEvent::Lost);
                         return;
                     }
                 },
+                _ = lags.tick() => {
+                    for lag in feed.take_lags() {
+                        metrics.notice_heard(lag);
+                    }
+                }
                 _ = stopped.changed() => return,
             }
         }
@@ -229,6 +282,7 @@ async fn spawn_change_follower(
 
 fn spawn_usage_flusher(
     app: Arc<Keyward>,
+    metrics: Arc<crate::metrics::Metrics>,
     every: std::time::Duration,
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -238,8 +292,13 @@ fn spawn_usage_flusher(
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(err) = app.flush_usage().await {
-                        tracing::warn!(%err, "could not flush usage counters; will retry");
+                    let started = std::time::Instant::now();
+                    match app.flush_usage().await {
+                        Ok(flushed) => metrics.flushed(started.elapsed(), Some(flushed.rows())),
+                        Err(err) => {
+                            metrics.flushed(started.elapsed(), None);
+                            tracing::warn!(%err, "could not flush usage counters; will retry");
+                        }
                     }
                 }
                 _ = stopped.changed() => return,
@@ -248,9 +307,10 @@ fn spawn_usage_flusher(
     })
 }
 
-/// Deletes audit events past their retention, once at start and then hourly. Every
-/// node does it; deleting what another node already deleted is harmless.
-fn spawn_audit_pruner(
+/// Deletes audit events and analytics buckets past their retention, once at start and
+/// then hourly. Every node does it; deleting what another node already deleted is
+/// harmless.
+fn spawn_pruner(
     app: Arc<Keyward>,
     days: u32,
     mut stopped: watch::Receiver<bool>,
@@ -258,12 +318,20 @@ fn spawn_audit_pruner(
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Minute buckets pass their retention every minute; pruned every ten.
+        let mut analytics = tokio::time::interval(std::time::Duration::from_secs(600));
+        analytics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => match app.prune_audit(days).await {
                     Ok(0) => {}
                     Ok(pruned) => tracing::info!(pruned, days, "audit events past retention deleted"),
                     Err(err) => tracing::warn!(%err, "could not prune the audit log; will retry"),
+                },
+                _ = analytics.tick() => match app.prune_analytics().await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "analytics buckets past retention deleted"),
+                    Err(err) => tracing::warn!(%err, "could not prune analytics; will retry"),
                 },
                 _ = stopped.changed() => return,
             }

@@ -36,6 +36,10 @@ pub struct KeyView<'a> {
     pub ip_allowlist: &'a IpAllowlist,
     /// `null`: unlimited.
     pub credits: Option<CreditsView>,
+    /// Verifications in the last 24 hours and 30 days, on listings (a single key's
+    /// answers are the same wherever it is read: create, get, patch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::analytics::RecentUseView>,
 }
 
 impl<'a> KeyView<'a> {
@@ -60,6 +64,15 @@ impl<'a> KeyView<'a> {
             ratelimits: rate_limit_views(&key.limits.ratelimits),
             ip_allowlist: &key.limits.ip_allowlist,
             credits: key.credits.as_ref().map(credits_view),
+            usage: None,
+        }
+    }
+
+    /// The view with the key's recent use.
+    pub fn with_usage(key: &'a ApiKey, recent: Option<&keyward_store::RecentUse>) -> Self {
+        KeyView {
+            usage: Some(crate::analytics::RecentUseView::of(recent)),
+            ..KeyView::of(key)
         }
     }
 }

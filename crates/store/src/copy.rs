@@ -122,6 +122,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("details", Text),
         ],
     ),
+    (
+        "verification_counts",
+        &[
+            ("granularity", Int),
+            ("bucket", Int),
+            ("tenant_id", Uuid),
+            ("key_id", Uuid),
+            ("owner_id", Uuid),
+            ("code", Text),
+            ("count", Int),
+        ],
+    ),
 ];
 
 /// Tables whose `seq` PostgreSQL numbers: after the copy, new rows continue after the

@@ -7,11 +7,12 @@
 //! call, [`WriteStore::commit`], which commits the change and its audit events in one
 //! transaction ([`write`]).
 
-use keyward_core::{ApiKey, Door, KeyId, SecretHash, User, UserId};
+use keyward_core::{ApiKey, Door, KeyId, SecretHash, TenantId, User, UserId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
 mod copy;
+pub mod metered;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -78,15 +79,22 @@ pub enum Change {
 }
 
 impl Change {
-    /// The text form carried by a notification: `key:<uuid>` or `owner:<uuid>`.
-    pub fn to_payload(self) -> String {
+    /// The text form carried by a notification: `key:<uuid>` or `owner:<uuid>`, then
+    /// `@` and when it was sent (Unix microseconds), for the lag nodes hear it with.
+    pub fn to_payload(self, sent_micros: i64) -> String {
         match self {
-            Change::Key(id) => format!("key:{}", id.0),
-            Change::Owner(id) => format!("owner:{}", id.0),
+            Change::Key(id) => format!("key:{}@{sent_micros}", id.0),
+            Change::Owner(id) => format!("owner:{}@{sent_micros}", id.0),
         }
     }
 
-    pub fn from_payload(text: &str) -> Option<Change> {
+    /// A notice's change and when it was sent (absent from notices of older nodes).
+    pub fn from_payload(text: &str) -> Option<(Change, Option<i64>)> {
+        let (change, sent) = split_sent(text);
+        Some((Self::parse(change)?, sent))
+    }
+
+    fn parse(text: &str) -> Option<Change> {
         let (kind, id) = text.split_once(':')?;
         let id = uuid::Uuid::parse_str(id).ok()?;
         match kind {
@@ -94,6 +102,17 @@ impl Change {
             "owner" => Some(Change::Owner(UserId(id))),
             _ => None,
         }
+    }
+}
+
+/// A notice's text and its `@<sent micros>` suffix, if it has one.
+pub fn split_sent(text: &str) -> (&str, Option<i64>) {
+    match text.rsplit_once('@') {
+        Some((body, sent)) => match sent.parse() {
+            Ok(micros) => (body, Some(micros)),
+            Err(_) => (text, None),
+        },
+        None => (text, None),
     }
 }
 
@@ -108,8 +127,51 @@ pub enum ChangeEvent {
     Resumed,
 }
 
-/// Changes announced by every node (this one included), in order of commit.
-pub type ChangeFeed = tokio::sync::mpsc::Receiver<ChangeEvent>;
+/// Changes announced by every node (this one included), in order of commit, and how
+/// long notices took to arrive.
+pub struct ChangeFeed {
+    events: tokio::sync::mpsc::Receiver<ChangeEvent>,
+    lags: Arc<NoticeLags>,
+}
+
+impl ChangeFeed {
+    pub fn new(events: tokio::sync::mpsc::Receiver<ChangeEvent>, lags: Arc<NoticeLags>) -> Self {
+        ChangeFeed { events, lags }
+    }
+
+    pub async fn recv(&mut self) -> Option<ChangeEvent> {
+        self.events.recv().await
+    }
+
+    /// The lags heard since the last call, oldest first.
+    pub fn take_lags(&self) -> Vec<std::time::Duration> {
+        self.lags.take()
+    }
+}
+
+/// How long notices (changes and heartbeats) took from the node that sent them, as
+/// heard: a bounded buffer the metrics drain. Across machines, it includes their
+/// clocks' difference.
+#[derive(Default)]
+pub struct NoticeLags(std::sync::Mutex<Vec<std::time::Duration>>);
+
+impl NoticeLags {
+    /// More are dropped until the buffer is drained.
+    const MAX: usize = 4_096;
+
+    pub fn heard(&self, sent_micros: i64, now: OffsetDateTime) {
+        let micros = (now.unix_timestamp_nanos() / 1_000) as i64 - sent_micros;
+        let lag = std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+        let mut lags = self.0.lock().expect("lags lock");
+        if lags.len() < Self::MAX {
+            lags.push(lag);
+        }
+    }
+
+    fn take(&self) -> Vec<std::time::Duration> {
+        std::mem::take(&mut *self.0.lock().expect("lags lock"))
+    }
+}
 
 /// Which keys a listing returns.
 #[derive(Clone, Copy, Debug, Default)]
@@ -150,6 +212,63 @@ pub struct CreditUse {
     /// start and the refill's amount. The store refills the balance first, unless it
     /// already counts as refilled for that interval.
     pub refill: Option<(OffsetDateTime, u64)>,
+}
+
+/// Verifications with one outcome in one minute: of one key, or (`key_id` `None`) of
+/// secrets that matched no key of the tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerificationCount {
+    pub tenant_id: TenantId,
+    pub key_id: Option<KeyId>,
+    pub owner_id: Option<UserId>,
+    /// The minute's start, in Unix seconds.
+    pub minute: i64,
+    pub code: keyward_core::VerifyCode,
+    pub count: u64,
+}
+
+/// What one flush writes, in one transaction: keys' uses and last-used times, the
+/// verifications counted for analytics, and the credits spent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UsageBatch<'a> {
+    pub keys: &'a [KeyUsage],
+    pub verifications: &'a [VerificationCount],
+    pub credits: &'a [CreditUse],
+}
+
+impl UsageBatch<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.verifications.is_empty() && self.credits.is_empty()
+    }
+}
+
+/// Which verification counts to read, and how to split them.
+#[derive(Clone, Copy, Debug)]
+pub struct CountsQuery {
+    pub tenant: TenantId,
+    pub key: Option<KeyId>,
+    pub owner: Option<UserId>,
+    pub range: keyward_core::analytics::BucketRange,
+    pub group_by: keyward_core::analytics::GroupBy,
+}
+
+/// The count of one outcome in one bucket of one group (the key or owner, for a
+/// query grouped by either; else `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountRow {
+    pub bucket: i64,
+    pub group: Option<uuid::Uuid>,
+    pub code: keyward_core::VerifyCode,
+    pub count: u64,
+}
+
+/// A key's verifications over two recent windows, for key listings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecentUse {
+    /// Since the start of the hour 23 hours ago (24 hourly buckets).
+    pub day: keyward_core::analytics::OutcomeCounts,
+    /// Since midnight UTC 29 days ago (30 daily buckets).
+    pub month: keyward_core::analytics::OutcomeCounts,
 }
 
 pub type DynStore = Arc<dyn Store>;

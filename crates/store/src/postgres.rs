@@ -3,9 +3,11 @@
 //! Nodes learn of each other's changes through LISTEN/NOTIFY: the writing transaction
 //! sends the notification, so PostgreSQL delivers it exactly when the change commits.
 
-use crate::{Change, ChangeEvent, ChangeFeed, StoreError, StoreResult};
+use crate::{Change, ChangeEvent, ChangeFeed, NoticeLags, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use std::sync::Arc;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 /// The notification channel every node listens on.
@@ -60,7 +62,7 @@ impl PostgresStore {
         if let Some(change) = change {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(change.to_payload())
+                .bind(change.to_payload(now_micros()))
                 .execute(&mut *tx)
                 .await
                 .map_err(crate::sql::read_error)?;
@@ -74,9 +76,10 @@ impl PostgresStore {
         let options = (*self.pool.connect_options()).clone();
         let listener = listen(&options).await?;
         let (feed, followed) = mpsc::channel(1024);
+        let lags = Arc::new(NoticeLags::default());
         tokio::spawn(ping(self.pool.clone(), feed.clone()));
-        tokio::spawn(follow(options, listener, feed));
-        Ok(followed)
+        tokio::spawn(follow(options, listener, feed, lags.clone()));
+        Ok(ChangeFeed::new(followed, lags))
     }
 }
 
@@ -104,9 +107,10 @@ async fn follow(
     options: PgConnectOptions,
     mut listener: PgListener,
     feed: mpsc::Sender<ChangeEvent>,
+    lags: Arc<NoticeLags>,
 ) {
     loop {
-        if relay(&mut listener, &feed).await.is_err() {
+        if relay(&mut listener, &feed, &lags).await.is_err() {
             return;
         }
         if feed.send(ChangeEvent::Lost).await.is_err() {
@@ -133,7 +137,7 @@ async fn ping(pool: sqlx::PgPool, feed: mpsc::Sender<ChangeEvent>) {
             SILENCE_LIMIT,
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(PING)
+                .bind(format!("{PING}@{}", now_micros()))
                 .execute(&pool),
         )
         .await;
@@ -142,7 +146,11 @@ async fn ping(pool: sqlx::PgPool, feed: mpsc::Sender<ChangeEvent>) {
 
 /// Passes notifications on until the connection is lost or silent (`Ok`) or nobody
 /// follows any more (`Err`).
-async fn relay(listener: &mut PgListener, feed: &mpsc::Sender<ChangeEvent>) -> Result<(), ()> {
+async fn relay(
+    listener: &mut PgListener,
+    feed: &mpsc::Sender<ChangeEvent>,
+    lags: &NoticeLags,
+) -> Result<(), ()> {
     loop {
         // Abandoning `try_recv` midway is harmless here: the listener is dropped.
         let Ok(heard) = tokio::time::timeout(SILENCE_LIMIT, listener.try_recv()).await else {
@@ -150,14 +158,22 @@ async fn relay(listener: &mut PgListener, feed: &mpsc::Sender<ChangeEvent>) -> R
             return Ok(());
         };
         match heard {
-            Ok(Some(note)) if note.payload() == PING => {}
-            Ok(Some(note)) => match Change::from_payload(note.payload()) {
-                Some(change) => feed
-                    .send(ChangeEvent::Changed(change))
-                    .await
-                    .map_err(|_| ())?,
-                None => tracing::warn!(payload = note.payload(), "unreadable change notice"),
-            },
+            Ok(Some(note)) => {
+                let (text, sent) = crate::split_sent(note.payload());
+                if let Some(sent) = sent {
+                    lags.heard(sent, OffsetDateTime::now_utc());
+                }
+                if text == PING {
+                    continue;
+                }
+                match Change::from_payload(note.payload()) {
+                    Some((change, _)) => feed
+                        .send(ChangeEvent::Changed(change))
+                        .await
+                        .map_err(|_| ())?,
+                    None => tracing::warn!(payload = note.payload(), "unreadable change notice"),
+                }
+            }
             Ok(None) => {
                 tracing::warn!("lost the change feed connection; reconnecting");
                 return Ok(());
@@ -186,6 +202,10 @@ async fn reconnect(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RECONNECT_MAX);
     }
+}
+
+fn now_micros() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
 }
 
 /// The SQL of `src/queries/`, compiled for this database.

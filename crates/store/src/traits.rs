@@ -4,7 +4,10 @@
 //! events) and [`UsageStore`] (batched counters, which are not changes of state).
 
 use crate::write::{Committed, Mutation};
-use crate::{ChangeFeed, CreditUse, KeyFilter, KeyUsage, SecretMatch, StoreResult};
+use crate::{
+    ChangeFeed, CountRow, CountsQuery, CreditUse, KeyFilter, KeyUsage, RecentUse, SecretMatch,
+    StoreResult, UsageBatch,
+};
 use async_trait::async_trait;
 use keyward_core::audit::{AuditEvent, AuditFilter, AuditPage};
 use keyward_core::{
@@ -70,16 +73,57 @@ pub trait KeyStore: Send + Sync {
     async fn lookup_secret(&self, hash: &SecretHash) -> StoreResult<Option<SecretMatch>>;
 }
 
-/// Counters kept in memory on the hot path and written in batches.
+/// Counters kept in memory on the hot path, written in batches, and read back as
+/// analytics.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// Adds batched usage to the keys' counters and last-used times.
-    async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()>;
+    /// Writes one flush in one transaction: all of it, or (on any error) none.
+    /// - keys' uses are added and their last-used times moved forward only;
+    /// - verification counts are added to their minute, hour and day buckets;
+    /// - what each key spent is subtracted from its stored credits (never below 0),
+    ///   after any refill the node applied. Each is one statement that reads nothing
+    ///   first, so nodes' flushes and the API's changes interleave without losing any.
+    async fn record_flush(&self, batch: UsageBatch<'_>) -> StoreResult<()>;
 
-    /// Subtracts what each key spent from its stored credits (never below 0), applying
-    /// first any refill the node applied. Each entry is one `UPDATE` that reads nothing
-    /// first, so nodes' flushes and the API's changes interleave without losing any.
-    async fn record_credits(&self, spent: &[CreditUse]) -> StoreResult<()>;
+    /// Adds batched usage to the keys' counters and last-used times.
+    async fn record_usage(&self, usage: &[KeyUsage]) -> StoreResult<()> {
+        self.record_flush(UsageBatch {
+            keys: usage,
+            ..UsageBatch::default()
+        })
+        .await
+    }
+
+    /// Subtracts what each key spent from its stored credits (see [`Self::record_flush`]).
+    async fn record_credits(&self, spent: &[CreditUse]) -> StoreResult<()> {
+        self.record_flush(UsageBatch {
+            credits: spent,
+            ..UsageBatch::default()
+        })
+        .await
+    }
+
+    /// The counts a query selects, summed per bucket, group and code; buckets with
+    /// nothing counted are absent.
+    async fn verification_counts(&self, query: &CountsQuery) -> StoreResult<Vec<CountRow>>;
+
+    /// Each listed key's verifications over the last 24 hours (hourly buckets from
+    /// `day_since`) and 30 days (daily buckets from `month_since`), in one read.
+    async fn recent_use(
+        &self,
+        tenant: TenantId,
+        keys: &[KeyId],
+        day_since: i64,
+        month_since: i64,
+    ) -> StoreResult<Vec<(KeyId, RecentUse)>>;
+
+    /// Deletes the buckets of one granularity that start before `before`; answers how
+    /// many rows went.
+    async fn prune_verifications(
+        &self,
+        granularity: keyward_core::analytics::Granularity,
+        before: i64,
+    ) -> StoreResult<u64>;
 }
 
 /// The audit log: read newest first, and pruned by retention only.

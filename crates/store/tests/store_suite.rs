@@ -203,6 +203,7 @@ on_every_backend!(
     old_audit_events_are_pruned,
     limits_and_credits_round_trip,
     credit_flushes_and_changes_interleave_without_losing_any,
+    verification_counts_add_up_across_flushes_and_granularities,
 );
 
 /// The one user with an email, whatever the tenant, as a login without a tenant finds
@@ -2571,4 +2572,110 @@ async fn credit_flushes_and_changes_interleave_without_losing_any(store: DynStor
 
 async fn key_of(store: &DynStore, owner: &User) -> (ApiKey, Secret) {
     key(store, owner, "plain").await
+}
+
+/// Two nodes' flushes of the same key, minute and code add up; each count lands in its
+/// minute, hour and day bucket; reads group by key, owner or nothing; the recent use
+/// of listed keys is read at once; pruning takes one granularity's old buckets only.
+async fn verification_counts_add_up_across_flushes_and_granularities(store: DynStore) {
+    use keyward_core::analytics::{BucketRange, Granularity, GroupBy, Retention};
+    use keyward_core::VerifyCode;
+    use keyward_store::{CountsQuery, UsageBatch, VerificationCount};
+    let (tenant, admin) = tenant(&store, "acme").await;
+    let new = new_key(&admin, "counted", Door::Native, KeyShape::Native);
+    let key = store.create_key(&new.key, &new.stored).await.unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let minute = Granularity::Minute.bucket(now);
+    let count = |minute: i64, code: VerifyCode, count: u64, keyed: bool| VerificationCount {
+        tenant_id: tenant.id,
+        key_id: keyed.then_some(key.id),
+        owner_id: keyed.then_some(admin.id),
+        minute,
+        code,
+        count,
+    };
+    let node_a = [
+        count(minute, VerifyCode::Valid, 5, true),
+        count(minute - 60, VerifyCode::RateLimited, 2, true),
+        count(minute, VerifyCode::NotFound, 3, false),
+    ];
+    let node_b = [count(minute, VerifyCode::Valid, 7, true)];
+    for counts in [&node_a[..], &node_b[..]] {
+        let batch = UsageBatch {
+            verifications: counts,
+            ..UsageBatch::default()
+        };
+        store.record_flush(batch).await.unwrap();
+    }
+    let range =
+        |g: Granularity| BucketRange::new(g, now - 3_600, now, &Retention::default(), now).unwrap();
+    let total = |rows: &[keyward_store::CountRow], code| -> u64 {
+        rows.iter()
+            .filter(|r| r.code == code)
+            .map(|r| r.count)
+            .sum()
+    };
+    for g in Granularity::ALL {
+        let query = CountsQuery {
+            tenant: tenant.id,
+            key: None,
+            owner: None,
+            range: range(g),
+            group_by: GroupBy::Code,
+        };
+        let rows = store.verification_counts(&query).await.unwrap();
+        assert_eq!(total(&rows, VerifyCode::Valid), 12, "{g:?}");
+        assert_eq!(total(&rows, VerifyCode::RateLimited), 2, "{g:?}");
+        assert_eq!(total(&rows, VerifyCode::NotFound), 3, "{g:?}");
+        assert!(rows.iter().all(|r| r.group.is_none()));
+    }
+    let by_key = CountsQuery {
+        tenant: tenant.id,
+        key: Some(key.id),
+        owner: None,
+        range: range(Granularity::Minute),
+        group_by: GroupBy::Key,
+    };
+    let rows = store.verification_counts(&by_key).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.group == Some(key.id.0)));
+    let valid = rows.iter().find(|r| r.code == VerifyCode::Valid).unwrap();
+    assert_eq!((valid.bucket, valid.count), (minute, 12));
+    let by_owner = CountsQuery {
+        owner: Some(admin.id),
+        key: None,
+        group_by: GroupBy::Owner,
+        ..by_key
+    };
+    let rows = store.verification_counts(&by_owner).await.unwrap();
+    assert_eq!(total(&rows, VerifyCode::Valid), 12);
+    assert_eq!(total(&rows, VerifyCode::NotFound), 0, "no owner's");
+
+    let recent = store
+        .recent_use(
+            tenant.id,
+            &[key.id],
+            Granularity::Hour.bucket(now) - 23 * 3_600,
+            Granularity::Day.bucket(now) - 29 * 86_400,
+        )
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].1.day.get(VerifyCode::Valid), 12);
+    assert_eq!(recent[0].1.month.total(), 14);
+
+    let pruned = store
+        .prune_verifications(Granularity::Minute, minute)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "the minute before this one");
+    let query = CountsQuery {
+        tenant: tenant.id,
+        key: None,
+        owner: None,
+        range: range(Granularity::Hour),
+        group_by: GroupBy::Code,
+    };
+    let rows = store.verification_counts(&query).await.unwrap();
+    assert_eq!(total(&rows, VerifyCode::RateLimited), 2, "hours are kept");
 }

@@ -18,17 +18,17 @@ const PROMISE: Duration = Duration::from_secs(1);
 /// How long a check waits before calling a node hopelessly stale.
 const GIVE_UP: Duration = Duration::from_secs(10);
 
-struct Cluster {
-    a: TestServer,
-    b: TestServer,
+pub(crate) struct Cluster {
+    pub a: TestServer,
+    pub b: TestServer,
     /// A session issued by node A; node B accepts it too, as they share the secret.
-    admin: String,
+    pub admin: String,
     _db: PgDatabase,
 }
 
 /// Two nodes on one fresh database with one server secret. A starts first so that
 /// only A creates the first tenant.
-async fn cluster() -> Cluster {
+pub(crate) async fn cluster() -> Cluster {
     cluster_with(|url| url.to_string()).await
 }
 
@@ -60,7 +60,7 @@ async fn cluster_with(b_url: impl FnOnce(&str) -> String) -> Cluster {
 }
 
 impl Cluster {
-    async fn key(&self, name: &str, permissions: Value) -> (String, String) {
+    pub async fn key(&self, name: &str, permissions: Value) -> (String, String) {
         self.a
             .create_key(
                 &self.admin,
