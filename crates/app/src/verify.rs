@@ -33,6 +33,29 @@ impl Keyward {
     }
 }
 
+impl Keyward {
+    /// Verifies a key a reverse proxy asks about (forward-auth): in whichever tenant
+    /// it belongs to, against the route's permissions, charging its limits; counted
+    /// like every verification.
+    pub async fn verify_forwarded(
+        &self,
+        presented: &str,
+        query: Option<&Query>,
+        ask: &LimitAsk,
+        client: ClientAddress<'_>,
+    ) -> AppResult<(Verdict, Checked)> {
+        let verifying = self.verifier.verify(presented, None, query, client);
+        let verdict = if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
+            off_the_serving_thread(verifying).await?
+        } else {
+            verifying.await?
+        };
+        let checked = self.check_limits(&verdict, ask).await?;
+        self.verifier.count(&verdict, checked.code, None);
+        Ok((verdict, checked))
+    }
+}
+
 /// Requirements in a query beyond which evaluating it (against up to 64 grants, up to
 /// half a millisecond at the limits: docs/security.md) leaves the serving thread.
 const INLINE_QUERY_TERMS: usize = 16;

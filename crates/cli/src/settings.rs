@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Serve `/metrics` on this address only, instead of beside the API.
     #[arg(long, env = "KEYWARD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Forward-auth policies (TOML): routes to permissions, limits and key places.
+    /// Read again on SIGHUP and when it changes.
+    #[arg(long, env = "KEYWARD_GATEWAY_CONFIG")]
+    pub gateway_config: Option<PathBuf>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -135,6 +139,7 @@ struct FileSettings {
     analytics_hour_retention_days: Option<u32>,
     analytics_day_retention_days: Option<u32>,
     metrics_listen: Option<SocketAddr>,
+    gateway_config: Option<PathBuf>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -286,6 +291,7 @@ impl ServeArgs {
             keep.days = at_least_one("analytics_day_retention_days", d)? * 86_400;
         }
         config.metrics_listen = self.metrics_listen.or(file.metrics_listen);
+        config.gateway_config = self.gateway_config.or(file.gateway_config);
         Ok(config)
     }
 }

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod error;
+pub mod gateway;
 pub mod ids;
 pub mod keyfmt;
 pub mod limits;

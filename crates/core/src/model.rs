@@ -111,13 +111,16 @@ impl User {
 /// Free JSON attributes attached to a key (a JSON object).
 pub type Metadata = Map<String, Value>;
 
-/// Where a key was created, so that each door can show its own keys in its own way.
+/// Where a key was created, so that each door can show its own keys in its own way;
+/// and which door a request came through. Keys are never made through the gateway's
+/// forward-auth door, which only verifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Door {
     Native,
     Macrometa,
     Octopus,
     W3ipfs,
+    Gateway,
 }
 
 impl Door {
@@ -127,13 +130,20 @@ impl Door {
             Door::Macrometa => "macrometa",
             Door::Octopus => "octopus",
             Door::W3ipfs => "w3ipfs",
+            Door::Gateway => "gateway",
         }
     }
 
     pub fn parse(text: &str) -> Option<Door> {
-        [Door::Native, Door::Macrometa, Door::Octopus, Door::W3ipfs]
-            .into_iter()
-            .find(|d| d.as_str() == text)
+        [
+            Door::Native,
+            Door::Macrometa,
+            Door::Octopus,
+            Door::W3ipfs,
+            Door::Gateway,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == text)
     }
 }
 

@@ -45,6 +45,9 @@ pub struct ServeConfig {
     pub limits_fail: keyward_app::limits::FailurePolicy,
     /// How long analytics buckets of each granularity are kept.
     pub analytics_retention: keyward_core::analytics::Retention,
+    /// The forward-auth policy file (`--gateway-config`); without it, the default
+    /// policy (a key required, its auto-applied limits, one credit).
+    pub gateway_config: Option<PathBuf>,
     /// Where `/metrics` is served: `None` beside the API, or only on this address.
     pub metrics_listen: Option<SocketAddr>,
     /// The node's source of "now": the system's, or one a test moves by hand (refills
@@ -108,6 +111,7 @@ impl ServeConfig {
             limits_fail: keyward_app::limits::FailurePolicy::default(),
             analytics_retention: Default::default(),
             metrics_listen: None,
+            gateway_config: None,
             clock: std::sync::Arc::new(keyward_app::SystemClock),
         }
     }

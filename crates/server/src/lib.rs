@@ -12,6 +12,7 @@ pub mod connection;
 pub mod dialects;
 pub mod door;
 pub mod error;
+pub mod gateway;
 pub mod limits_wire;
 pub mod metrics;
 pub mod native;
@@ -33,12 +34,14 @@ pub type AppState = Arc<Keyward>;
 
 /// Every door's routes over one application, each door's counted in the metrics
 /// under its name; `/metrics` among them unless it has an address of its own.
-pub fn router(app: AppState, metrics: Arc<metrics::Metrics>, with_metrics: bool) -> Router {
+pub fn router(
+    app: AppState,
+    metrics: Arc<metrics::Metrics>,
+    gateway: Arc<gateway::GatewayPolicy>,
+    with_metrics: bool,
+) -> Router {
     let counted = |routes: Router<AppState>, door: Door| {
-        routes.layer(axum::middleware::from_fn_with_state(
-            (metrics.clone(), door),
-            metrics::count_request,
-        ))
+        routes.layer(metrics::CountRequests::new(metrics.clone(), door))
     };
     let native = native::routes()
         .merge(audit::routes())
@@ -47,7 +50,8 @@ pub fn router(app: AppState, metrics: Arc<metrics::Metrics>, with_metrics: bool)
         .merge(counted(native, Door::Native))
         .merge(counted(dialects::octopus::routes(), Door::Octopus))
         .merge(counted(dialects::w3ipfs::routes(), Door::W3ipfs))
-        .merge(counted(dialects::macrometa::routes(), Door::Macrometa));
+        .merge(counted(dialects::macrometa::routes(), Door::Macrometa))
+        .merge(counted(gateway::routes(gateway), Door::Gateway));
     if with_metrics {
         router = router.route("/metrics", metrics::route(metrics.clone()));
     }

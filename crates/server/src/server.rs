@@ -22,12 +22,19 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where `/metrics` is served when it has an address of its own.
     pub metrics_addr: Option<SocketAddr>,
+    gateway: Arc<crate::gateway::GatewayPolicy>,
     pub app: Arc<Keyward>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
+    /// Reads the forward-auth policy file again (as SIGHUP does): a bad file is
+    /// refused and the policy in force stays.
+    pub fn reload_gateway(&self) -> anyhow::Result<usize> {
+        self.gateway.reload()
+    }
+
     /// Stops accepting, lets in-flight requests finish, flushes counters, closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
@@ -50,6 +57,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let secret = load_or_create_secret(&config)?;
     let store = keyward_store::open(&config.effective_database_url()).await?;
     bootstrap(&store, &config).await?;
+    let gateway = Arc::new(
+        crate::gateway::GatewayPolicy::load(config.gateway_config.clone())
+            .context("--gateway-config")?,
+    );
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let observer = metrics.clone();
     let store = keyward_store::metered::Metered::wrap(
@@ -88,9 +99,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     );
     let follower = spawn_change_follower(app.clone(), metrics.clone(), stopped.clone()).await?;
     let pruner = spawn_pruner(app.clone(), config.audit_retention_days, stopped.clone());
+    let reloader = spawn_policy_reloader(gateway.clone(), stopped.clone())?;
     let (router, metrics_addr, metrics_task) = match config.metrics_listen {
         None => (
-            crate::router(app.clone(), metrics.clone(), true),
+            crate::router(app.clone(), metrics.clone(), gateway.clone(), true),
             None,
             None,
         ),
@@ -108,7 +120,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
                 limits,
                 shutdown_timeout,
             ));
-            let router = crate::router(app.clone(), metrics.clone(), false);
+            let router = crate::router(app.clone(), metrics.clone(), gateway.clone(), false);
             (router, Some(metrics_addr), Some(task))
         }
     };
@@ -119,6 +131,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
             task.await.ok();
         }
         flusher.await.ok();
+        reloader.await.ok();
         follower.await.ok();
         pruner.await.ok();
         serving_app.close().await;
@@ -128,6 +141,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         metrics_addr,
+        gateway,
         app,
         stop,
         task,
@@ -305,6 +319,49 @@ fn spawn_usage_flusher(
             }
         }
     })
+}
+
+/// Reads the forward-auth policy file again on SIGHUP and whenever it changes (its
+/// modification time or size, looked at every second). A bad file is logged with its
+/// line and the policy in force stays.
+fn spawn_policy_reloader(
+    gateway: Arc<crate::gateway::GatewayPolicy>,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    Ok(tokio::spawn(async move {
+        let Some(path) = gateway.path.clone() else {
+            let _ = stopped.changed().await;
+            return;
+        };
+        let mut seen = stamp(&path);
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {}
+                _ = ticker.tick() => {
+                    let now = stamp(&path);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                }
+                _ = stopped.changed() => return,
+            }
+            match gateway.reload() {
+                Ok(routes) => {
+                    tracing::info!(routes, path = %path.display(), "gateway policy reloaded")
+                }
+                Err(err) => tracing::error!("{err:#}; the policy in force stays"),
+            }
+        }
+    }))
 }
 
 /// Deletes audit events and analytics buckets past their retention, once at start and

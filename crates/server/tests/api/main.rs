@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod gateway;
 mod hardening;
 mod jsc8;
 mod keys;

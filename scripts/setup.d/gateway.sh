@@ -1,0 +1,3 @@
+# The forward-auth tests run the real proxies from Debian's packages.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
+command -v caddy >/dev/null || apt_install caddy
