@@ -160,7 +160,7 @@ impl Keyward {
             let mut key = before.clone();
             key.updated_at = self.next_update_time(before.updated_at);
             let mut changes = Changes::new();
-            note_change(&mut changes, "credits.op", &None, &Some(op_name(op)));
+            note_change(&mut changes, "credits.op", &None, &Some(op.as_str()));
             note_change(&mut changes, "credits.value", &None, &Some(value));
             let event = self.event(
                 caller,
@@ -180,7 +180,7 @@ impl Keyward {
                 Ok(done) => {
                     let left = u64::try_from(done.credits_left.unwrap_or(0)).unwrap_or(0);
                     self.counters.credits_changed(&key, op, value).await;
-                    tracing::info!(key_id = %key.id, op = op_name(op), value, left, at = %rfc3339(now), "credits changed");
+                    tracing::info!(key_id = %key.id, op = op.as_str(), value, left, at = %rfc3339(now), "credits changed");
                     return Ok(left);
                 }
                 Err(StoreError::Stale) => tokio::task::yield_now().await,
@@ -244,14 +244,6 @@ impl Flushed {
 /// Whether a key (with its owner's shared limits) has anything to count.
 fn has_limits(key: &ApiKey, owner_limits: &[keyward_core::limits::RateLimit]) -> bool {
     !key.limits.ratelimits.is_empty() || key.credits.is_some() || !owner_limits.is_empty()
-}
-
-fn op_name(op: CreditOp) -> &'static str {
-    match op {
-        CreditOp::Set => "set",
-        CreditOp::Increment => "increment",
-        CreditOp::Decrement => "decrement",
-    }
 }
 
 /// The store's change for `op` on `key` at `now`, with the refill that is due, if one

@@ -408,11 +408,7 @@ impl Counters for RedisCounters {
         let current = key.credits.as_ref().map(|c| c.refilled(now));
         let change = CreditsChange {
             key: credits_key(key),
-            op: match op {
-                CreditOp::Set => "set",
-                CreditOp::Increment => "increment",
-                CreditOp::Decrement => "decrement",
-            },
+            op: op.as_str(),
             value,
             refill_amount: current
                 .as_ref()

@@ -507,19 +507,13 @@ async fn change_credits(
     Params(id, _): Params<Native, String>,
     Body(req, _): Body<Native, CreditsRequest>,
 ) -> ApiResult<Json<Value>> {
-    use keyward_store::CreditOp;
-    let op = match req.op.as_str() {
-        "set" => CreditOp::Set,
-        "increment" => CreditOp::Increment,
-        "decrement" => CreditOp::Decrement,
-        other => {
-            return Err(Failure::Validation {
-                field: "op".into(),
-                message: format!("'{other}' is not an operation: use set, increment or decrement"),
-            }
-            .into())
-        }
-    };
+    let op = keyward_store::CreditOp::parse(&req.op).ok_or_else(|| Failure::Validation {
+        field: "op".into(),
+        message: format!(
+            "'{}' is not an operation: use set, increment or decrement",
+            req.op
+        ),
+    })?;
     let value = u64::try_from(req.value).map_err(|_| Failure::Validation {
         field: "value".into(),
         message: "value must not be negative".into(),

@@ -213,7 +213,13 @@ async fn read_table(
     columns: &[(&str, Kind)],
 ) -> StoreResult<Vec<Vec<Value>>> {
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-    let sql = format!("SELECT {} FROM {table} ORDER BY rowid", names.join(", "));
+    // In insertion order; a WITHOUT ROWID table (its primary key is the table) in the
+    // order of that key.
+    let order = match table {
+        "verification_counts" => "tenant_id, granularity, key_id, bucket, code",
+        _ => "rowid",
+    };
+    let sql = format!("SELECT {} FROM {table} ORDER BY {order}", names.join(", "));
     let rows = sqlx::query(&sql)
         .fetch_all(&from.pool)
         .await

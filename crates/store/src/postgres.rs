@@ -33,6 +33,13 @@ impl PostgresStore {
     /// advisory lock (`pg_advisory_lock`) for the whole run, so several nodes starting at
     /// once apply each migration once; the others wait, then find nothing to do.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        use sqlx::ConnectOptions;
+        let options = url
+            .parse::<PgConnectOptions>()
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?
+            // sqlx would log a slow statement whole at WARN (a flush's is thousands of
+            // placeholders long); keyward_store_query_duration_seconds tells them instead.
+            .disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
@@ -41,7 +48,7 @@ impl PostgresStore {
             // restarted proxy is picked up without restarting the node.
             .max_lifetime(Duration::from_secs(30 * 60))
             .idle_timeout(Duration::from_secs(10 * 60))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         sqlx::migrate!("./migrations/postgres")

@@ -140,7 +140,27 @@ pub(crate) const KEY_COLUMNS: &str = "seq, id, tenant_id, owner_id, name, door, 
 
 /// Keys updated by one statement when usage is flushed: 3 parameters each, well under
 /// both databases' limits on parameters.
-pub(crate) const USAGE_ROWS_PER_STATEMENT: usize = 500;
+pub(crate) const USAGE_ROWS_PER_STATEMENT: usize = 512;
+
+/// `rows` in chunks of `max`, then the rest in chunks of powers of two: a batch
+/// statement's text depends on its row count, so this keeps the distinct texts (and
+/// the statements each connection prepares and caches) to a dozen, instead of
+/// preparing a statement of thousands of placeholders anew on every flush.
+pub(crate) fn statement_chunks<T>(rows: &[T], max: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
 
 /// One row per key, as the update needs them (its `FROM` may match each key once): the
 /// uses summed, the latest use kept, in Unix microseconds.
@@ -353,5 +373,19 @@ mod tests {
             outside.to_string().contains("transaction blocks"),
             "unexpected error: {outside}"
         );
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    #[test]
+    fn chunks_are_the_maximum_then_powers_of_two() {
+        let rows: Vec<u32> = (0..2_013).collect();
+        let sizes: Vec<usize> = super::statement_chunks(&rows, 1_000)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [1_000, 1_000, 8, 4, 1]);
+        assert!(super::statement_chunks::<u32>(&[], 10).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::{Change, ChangeEvent, ChangeFeed, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -28,7 +29,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // sqlx would log a slow statement whole at WARN (a flush's is thousands of
+            // placeholders long); keyward_store_query_duration_seconds tells them instead.
+            .disable_statement_logging();
         let unavailable =
             |e: sqlx::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
         let writer = SqlitePoolOptions::new()

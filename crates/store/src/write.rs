@@ -91,6 +91,23 @@ pub enum CreditOp {
     Decrement,
 }
 
+impl CreditOp {
+    pub const ALL: [CreditOp; 3] = [CreditOp::Set, CreditOp::Increment, CreditOp::Decrement];
+
+    /// The name the API, the audit log and the Redis script use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditOp::Set => "set",
+            CreditOp::Increment => "increment",
+            CreditOp::Decrement => "decrement",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == text)
+    }
+}
+
 /// What a commit made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Committed {

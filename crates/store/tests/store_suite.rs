@@ -1750,7 +1750,7 @@ async fn record_usage_adds_counts_and_keeps_newest_time(store: DynStore) {
     assert_eq!(counts, [("c", 1), ("b", 10), ("a", 5)]);
 }
 
-/// A flush larger than one statement's worth of rows (500) records every key, each
+/// A flush larger than one statement's worth of rows (512) records every key, each
 /// with its own count and time, duplicates summed across statements' boundaries.
 async fn record_usage_of_many_keys_at_once(store: DynStore) {
     let (acme, _) = tenant(&store, "acme").await;

@@ -124,6 +124,29 @@ impl Proxy {
         Proxy::up(child, port, dir).await
     }
 
+    /// HAProxy with docs/gateway/haproxy.cfg and its Lua action, docs/gateway/keyward.lua.
+    async fn haproxy(keyward: &str, upstream: SocketAddr) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(dir.path().join("keyward.lua"), docs("keyward.lua")).unwrap();
+        let conf = docs("haproxy.cfg")
+            .replace("__LISTEN__", &format!("127.0.0.1:{port}"))
+            .replace("__KEYWARD__", keyward.trim_start_matches("http://"))
+            .replace("__UPSTREAM__", &upstream.to_string())
+            .replace("__DIR__", dir.path().to_str().unwrap());
+        let file = dir.path().join("haproxy.cfg");
+        std::fs::write(&file, conf).unwrap();
+        let child = Command::new(binary("haproxy"))
+            .arg("-db")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("haproxy starts");
+        Proxy::up(child, port, dir).await
+    }
+
     async fn up(mut child: Child, port: u16, dir: tempfile::TempDir) -> Proxy {
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -311,6 +334,13 @@ async fn nginx_auth_request_through_keyward() {
 async fn caddy_forward_auth_through_keyward() {
     let (server, admin) = gateway_server().await;
     let proxy = Proxy::caddy(&server.url, echo_upstream().await).await;
+    through(&proxy, &server, &admin).await;
+}
+
+#[tokio::test]
+async fn haproxy_lua_action_through_keyward() {
+    let (server, admin) = gateway_server().await;
+    let proxy = Proxy::haproxy(&server.url, echo_upstream().await).await;
     through(&proxy, &server, &admin).await;
 }
 

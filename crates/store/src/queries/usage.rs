@@ -15,7 +15,7 @@ impl crate::traits::UsageStore for Backend {
         }
         let mut tx = begin(&self.writer).await?;
         let rows = merged_usage(batch.keys);
-        for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&rows, USAGE_ROWS_PER_STATEMENT) {
             let sql = usage_update(chunk.len());
             let mut query = sqlx::query(&sql);
             for (key, (uses, last_used)) in chunk {
@@ -24,7 +24,7 @@ impl crate::traits::UsageStore for Backend {
             query.execute(&mut *tx).await.map_err(read_error)?;
         }
         let counts = bucketed(batch.verifications);
-        for chunk in counts.chunks(COUNT_ROWS_PER_STATEMENT) {
+        for chunk in statement_chunks(&counts, COUNT_ROWS_PER_STATEMENT) {
             let sql = counts_upsert(chunk.len());
             let mut query = sqlx::query(&sql);
             for ((granularity, bucket, tenant, key, code), (owner, count)) in chunk {
@@ -165,7 +165,7 @@ fn spend_credits(usage: &CreditUse) -> Query<'static> {
 }
 
 /// Rows per upsert statement: 7 parameters each, within SQLite's 32,766.
-const COUNT_ROWS_PER_STATEMENT: usize = 1_000;
+const COUNT_ROWS_PER_STATEMENT: usize = 512;
 
 /// (granularity, bucket, tenant, key, code) → (owner, count).
 type Bucketed = ((i64, i64, Uuid, Uuid, &'static str), (Uuid, i64));
