@@ -14,6 +14,7 @@
 //! methods = ["POST", "PUT"]   # absent: any method
 //! permissions = "invoices.write"
 //! ratelimits = [{ name = "requests", cost = 1 }]
+//! identity_headers = ["key_id", "owner_id"]  # default: all four
 //! metadata_headers = ["plan"] # sent upstream as X-Keyward-Meta-Plan
 //! permissions_from_header = true  # the proxy may add X-Keyward-Permissions
 //! ```
@@ -77,6 +78,46 @@ pub struct Rule {
     pub permissions_from_header: bool,
     /// Metadata fields sent upstream as `X-Keyward-Meta-<name>`.
     pub metadata_headers: Vec<String>,
+    /// Which of the key's identity headers are answered for the upstream.
+    pub identity_headers: Vec<Identity>,
+}
+
+/// An identity header a pass answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    KeyId,
+    OwnerId,
+    Tenant,
+    Permissions,
+}
+
+impl Identity {
+    pub const ALL: [Identity; 4] = [
+        Identity::KeyId,
+        Identity::OwnerId,
+        Identity::Tenant,
+        Identity::Permissions,
+    ];
+
+    /// The name in a policy file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::KeyId => "key_id",
+            Identity::OwnerId => "owner_id",
+            Identity::Tenant => "tenant",
+            Identity::Permissions => "permissions",
+        }
+    }
+
+    /// The header it is answered in.
+    pub fn header(self) -> &'static str {
+        match self {
+            Identity::KeyId => "x-keyward-key-id",
+            Identity::OwnerId => "x-keyward-owner-id",
+            Identity::Tenant => "x-keyward-tenant",
+            Identity::Permissions => "x-keyward-permissions",
+        }
+    }
 }
 
 impl Default for Rule {
@@ -97,6 +138,7 @@ impl Default for Rule {
             },
             permissions_from_header: false,
             metadata_headers: Vec::new(),
+            identity_headers: Identity::ALL.to_vec(),
         }
     }
 }
@@ -267,6 +309,7 @@ struct RouteFile {
     credit_cost: Option<u64>,
     permissions_from_header: Option<bool>,
     metadata_headers: Option<Spanned<Vec<String>>>,
+    identity_headers: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -279,6 +322,7 @@ struct RuleFile {
     credit_cost: Option<u64>,
     permissions_from_header: Option<bool>,
     metadata_headers: Option<Spanned<Vec<String>>>,
+    identity_headers: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -341,6 +385,7 @@ impl RouteFile {
             credit_cost: self.credit_cost,
             permissions_from_header: self.permissions_from_header,
             metadata_headers: self.metadata_headers.clone(),
+            identity_headers: self.identity_headers.clone(),
         };
         Ok(Route {
             host,
@@ -423,6 +468,27 @@ impl RuleFile {
             }
             rule.metadata_headers = fields.get_ref().clone();
         }
+        if let Some(names) = &self.identity_headers {
+            let line = line_of(text, names.span().start);
+            rule.identity_headers = names
+                .get_ref()
+                .iter()
+                .map(|name| {
+                    Identity::ALL
+                        .into_iter()
+                        .find(|i| i.as_str() == name)
+                        .ok_or_else(|| {
+                            invalid(
+                                line,
+                                format!(
+                                    "bad identity header '{name}': use key_id, owner_id, \
+                                     tenant or permissions"
+                                ),
+                            )
+                        })
+                })
+                .collect::<CoreResult<_>>()?;
+        }
         Ok(rule)
     }
 }
@@ -447,6 +513,7 @@ credit_cost = 5
 path = "/invoices/**"
 permissions = "invoices.read"
 metadata_headers = ["plan"]
+identity_headers = ["key_id"]
 
 [[route]]
 path = "/public/*"
@@ -463,6 +530,8 @@ key_required = false
         assert_eq!(write.key_from.len(), 3, "the defaults' sources");
         let read = p.rule_for(Some("other.org"), "/invoices/7", "POST");
         assert_eq!(read.metadata_headers, ["plan"]);
+        assert_eq!(read.identity_headers, [Identity::KeyId]);
+        assert_eq!(write.identity_headers.len(), 4);
         assert_eq!(read.ask.credit_cost, 1);
         assert!(!p.rule_for(None, "/public/a", "GET").key_required);
         assert!(
@@ -502,5 +571,10 @@ key_required = false
         let syntax = refusal("[[route]\n");
         assert!(syntax.contains("line 1"), "{syntax}");
         assert!(refusal("[[route]]\nhost = \"a b\"\npath = \"/\"\n").contains("line 2"));
+        let identity = refusal("[defaults]\n\nidentity_headers = [\"email\"]\n");
+        assert!(
+            identity.contains("line 3") && identity.contains("email"),
+            "{identity}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Json, Router};
 use keyward_app::limiter::{Charged, RateState};
-use keyward_core::gateway::{KeySource, Policy, Rule};
+use keyward_core::gateway::{Identity, KeySource, Policy, Rule};
 use keyward_core::{Query, VerifyCode};
 use serde_json::json;
 use std::path::PathBuf;
@@ -231,11 +231,16 @@ async fn decide(
     }
     let matched = verdict.matched().expect("a valid verdict has its key");
     let key = &matched.key;
-    let mut answer = Answer::new(StatusCode::OK, "VALID", "the key is valid")
-        .with_text("x-keyward-key-id", &key.id.to_string())
-        .with_text("x-keyward-owner-id", &key.owner_id.to_string())
-        .with_text("x-keyward-tenant", &key.tenant_id.to_string())
-        .with_text("x-keyward-permissions", &key.grants.to_strings().join(","));
+    let mut answer = Answer::new(StatusCode::OK, "VALID", "the key is valid");
+    for identity in &rule.identity_headers {
+        let value = match identity {
+            Identity::KeyId => key.id.to_string(),
+            Identity::OwnerId => key.owner_id.to_string(),
+            Identity::Tenant => key.tenant_id.to_string(),
+            Identity::Permissions => key.grants.to_strings().join(","),
+        };
+        answer = answer.with_text(identity.header(), &value);
+    }
     for field in &rule.metadata_headers {
         if let Some(value) = key.metadata.get(field) {
             let text = match value {
@@ -381,9 +386,20 @@ impl Answer {
 }
 
 impl IntoResponse for Answer {
+    /// A pass has no body: nginx does not read the body of an `auth_request` answer,
+    /// and an upstream connection whose answer had one cannot be kept alive, so every
+    /// request would open a new connection to Keyward. Refusals carry the JSON that
+    /// Caddy and Traefik show the client. Every answer names its code in a header.
     fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message});
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = if self.status.is_success() {
+            self.status.into_response()
+        } else {
+            let body = json!({"code": self.code, "message": self.message});
+            (self.status, Json(body)).into_response()
+        };
+        if let Ok(code) = HeaderValue::from_str(self.code) {
+            response.headers_mut().insert("x-keyward-code", code);
+        }
         response.headers_mut().extend(self.headers);
         response.headers_mut().insert(
             axum::http::header::CACHE_CONTROL,
