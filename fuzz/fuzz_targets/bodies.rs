@@ -33,7 +33,7 @@ fn target() -> &'static Target {
             config.admin_email = Some(EMAIL.into());
             config.admin_password = Some(PASSWORD.into());
             let running = keyward_server::start(config).await.expect("server starts");
-            let router = keyward_server::router(running.app.clone());
+            let router = running.router();
             let login = serde_json::json!({"email": EMAIL, "password": PASSWORD});
             let token = call(
                 &router,

@@ -23,12 +23,19 @@ pub struct RunningServer {
     /// Where `/metrics` is served when it has an address of its own.
     pub metrics_addr: Option<SocketAddr>,
     gateway: Arc<crate::gateway::GatewayPolicy>,
+    /// The routes this node serves, for driving it without a socket (the fuzzer).
+    router: axum::Router,
     pub app: Arc<Keyward>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
+    /// Every door's routes as this node serves them.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// Reads the forward-auth policy file again (as SIGHUP does): a bad file is
     /// refused and the policy in force stays.
     pub fn reload_gateway(&self) -> anyhow::Result<usize> {
@@ -125,8 +132,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         }
     };
     let serving_app = app.clone();
+    let served = router.clone();
     let task = tokio::spawn(async move {
-        serve_connections(listener, router, stopped, limits, shutdown_timeout).await;
+        serve_connections(listener, served, stopped, limits, shutdown_timeout).await;
         if let Some(task) = metrics_task {
             task.await.ok();
         }
@@ -142,6 +150,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         addr,
         metrics_addr,
         gateway,
+        router,
         app,
         stop,
         task,
