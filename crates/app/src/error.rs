@@ -59,9 +59,10 @@ pub enum AppError {
     /// A rate limit of the key in use (or of its owner) is spent for now.
     #[error("rate limit '{}' exceeded; retry after {} ms", .0.name, .0.retry_after_ms)]
     RateLimited(Box<crate::limiter::RateState>),
-    /// The key in use has spent its credits.
+    /// The key in use has spent its credits; they refill in this many seconds, if
+    /// they refill.
     #[error("the key's usage credits are spent")]
-    UsageExceeded,
+    UsageExceeded { retry_after_seconds: Option<u64> },
     /// The store could not answer: the request may be retried.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

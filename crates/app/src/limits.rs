@@ -98,7 +98,9 @@ impl Keyward {
         self.verifier.count(verdict, checked.code, None);
         match checked.charged.and_then(|c| c.refusal.map(|r| (r, c))) {
             None => Ok(principal),
-            Some((Refusal::UsageExceeded, _)) => Err(AppError::UsageExceeded),
+            Some((Refusal::UsageExceeded, _)) => Err(AppError::UsageExceeded {
+                retry_after_seconds: crate::limits::refill_wait(verdict, self.now()),
+            }),
             Some((Refusal::RateLimited, charged)) => {
                 let binding = charged.binding_limit().cloned().expect("a refusing limit");
                 Err(AppError::RateLimited(Box::new(binding)))
@@ -222,6 +224,12 @@ impl Keyward {
             }
         }
     }
+}
+
+/// Seconds until a verdict's key has its credits refilled, if they refill.
+pub fn refill_wait(verdict: &Verdict, now: time::OffsetDateTime) -> Option<u64> {
+    let credits = verdict.matched()?.key.credits.as_ref()?;
+    credits.retry_after_seconds(now)
 }
 
 /// What one flush wrote.

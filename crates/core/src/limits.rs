@@ -247,6 +247,14 @@ impl Credits {
     }
 
     /// Applies any refill due by `now`: an idle key is brought up to date on its next use.
+    /// Whole seconds (at least 1) until spent credits are refilled; `None` without a
+    /// refill, when only a change through the API brings them back.
+    pub fn retry_after_seconds(&self, now: OffsetDateTime) -> Option<u64> {
+        let refill = self.refill?;
+        let wait = refill.interval.next_start(now) - now;
+        Some(u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1))
+    }
+
     pub fn refilled(&self, now: OffsetDateTime) -> Credits {
         let Some(refill) = self.refill else {
             return self.clone();
@@ -284,6 +292,26 @@ impl Refill {
 }
 
 impl RefillInterval {
+    /// The first refill time after `now`.
+    pub fn next_start(self, now: OffsetDateTime) -> OffsetDateTime {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let midnight = |date: Date| date.with_time(Time::MIDNIGHT).assume_utc();
+        match self {
+            RefillInterval::Daily => midnight(now.date()) + time::Duration::DAY,
+            RefillInterval::Monthly { day } => {
+                let this_month = refill_day(now.year(), now.month(), day);
+                if midnight(this_month) > now {
+                    return midnight(this_month);
+                }
+                let (year, month) = match now.month() {
+                    Month::December => (now.year() + 1, Month::January),
+                    month => (now.year(), month.next()),
+                };
+                midnight(refill_day(year, month, day))
+            }
+        }
+    }
+
     /// The latest refill time at or before `now`.
     pub fn start_of_interval(self, now: OffsetDateTime) -> OffsetDateTime {
         let now = now.to_offset(time::UtcOffset::UTC);
@@ -423,6 +451,45 @@ pub fn client_address(
         }
     }
     client
+}
+
+#[cfg(test)]
+mod refill_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_next_refill_is_after_now() {
+        let daily = RefillInterval::Daily;
+        let now = datetime!(2026-12-31 23:59:30 UTC);
+        assert_eq!(daily.next_start(now), datetime!(2027-01-01 00:00 UTC));
+        let on_31st = RefillInterval::Monthly { day: 31 };
+        assert_eq!(
+            on_31st.next_start(datetime!(2026-02-10 00:00 UTC)),
+            datetime!(2026-02-28 00:00 UTC)
+        );
+        assert_eq!(
+            on_31st.next_start(datetime!(2026-12-31 00:00 UTC)),
+            datetime!(2027-01-31 00:00 UTC)
+        );
+        let credits = Credits {
+            remaining: 0,
+            refill: Some(Refill {
+                amount: 5,
+                interval: daily,
+            }),
+            refilled_at: None,
+        };
+        assert_eq!(credits.retry_after_seconds(now), Some(30));
+        assert_eq!(
+            Credits {
+                refill: None,
+                ..credits
+            }
+            .retry_after_seconds(now),
+            None
+        );
+    }
 }
 
 #[cfg(test)]

@@ -43,7 +43,9 @@ pub enum Failure {
     /// A rate limit of the key in use is spent for now.
     RateLimited(Box<keyward_app::limiter::RateState>),
     /// The key in use has spent its credits.
-    UsageExceeded,
+    UsageExceeded {
+        retry_after_seconds: Option<u64>,
+    },
     /// The store could not answer: the request may be retried.
     Unavailable(String),
     /// A bug: logged, and answered without detail.
@@ -66,7 +68,7 @@ impl Failure {
             Failure::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Failure::Unavailable(_) | Failure::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded => {
+            Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,7 +107,7 @@ impl Failure {
                 limit.limit,
                 retry_seconds(limit)
             ),
-            Failure::UsageExceeded => "The API key's usage credits are spent".into(),
+            Failure::UsageExceeded { .. } => "The API key's usage credits are spent".into(),
             Failure::Internal(_) => "Internal error".into(),
         }
     }
@@ -128,7 +130,7 @@ impl Failure {
             Failure::Busy { .. } => "Busy",
             Failure::Throttled { .. } => "TooManyRequests",
             Failure::RateLimited(_) => "RateLimited",
-            Failure::UsageExceeded => "UsageExceeded",
+            Failure::UsageExceeded { .. } => "UsageExceeded",
             Failure::Internal(_) => "Internal",
         }
     }
@@ -156,6 +158,15 @@ impl Failure {
             headers.insert("ratelimit-limit", HeaderValue::from(limit.limit));
             headers.insert("ratelimit-remaining", HeaderValue::from(limit.remaining));
             headers.insert("ratelimit-reset", HeaderValue::from(reset));
+        }
+        if let Failure::UsageExceeded {
+            retry_after_seconds: Some(seconds),
+        } = self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*seconds),
+            );
         }
         if let Failure::Busy {
             retry_after_seconds,
@@ -205,7 +216,11 @@ impl From<AppError> for Failure {
                 retry_after_seconds,
             },
             AppError::RateLimited(limit) => Failure::RateLimited(limit),
-            AppError::UsageExceeded => Failure::UsageExceeded,
+            AppError::UsageExceeded {
+                retry_after_seconds,
+            } => Failure::UsageExceeded {
+                retry_after_seconds,
+            },
             AppError::Unavailable(m) => Failure::Unavailable(m),
             AppError::Internal(m) => Failure::Internal(m),
         }

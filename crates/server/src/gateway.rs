@@ -227,7 +227,8 @@ async fn decide(
         .map_err(|e| Answer::from_app(e.into()))?;
     let code = checked.code;
     if !code.is_valid() {
-        return Err(Answer::refused(code, checked.charged.as_ref()));
+        let refill = keyward_app::limits::refill_wait(&verdict, time::OffsetDateTime::now_utc());
+        return Err(Answer::refused(code, checked.charged.as_ref(), refill));
     }
     let matched = verdict.matched().expect("a valid verdict has its key");
     let key = &matched.key;
@@ -308,13 +309,21 @@ impl Answer {
 
     /// A verification's refusal: 401 for a key that does not verify, 403 for one that
     /// may not do this (permissions, address), 429 for a spent limit or credits.
-    fn refused(code: VerifyCode, charged: Option<&Charged>) -> Self {
+    fn refused(code: VerifyCode, charged: Option<&Charged>, refill_wait: Option<u64>) -> Self {
         let message = keyward_app::auth::refusal_message(code);
         match code {
             VerifyCode::Forbidden | VerifyCode::InsufficientPermissions => {
                 Self::new(StatusCode::FORBIDDEN, code.as_str(), message)
             }
-            VerifyCode::RateLimited | VerifyCode::UsageExceeded => {
+            VerifyCode::UsageExceeded => {
+                let answer = Self::new(StatusCode::TOO_MANY_REQUESTS, code.as_str(), message);
+                match refill_wait {
+                    Some(seconds) => answer
+                        .with_header(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds)),
+                    None => answer,
+                }
+            }
+            VerifyCode::RateLimited => {
                 let answer = Self::new(StatusCode::TOO_MANY_REQUESTS, code.as_str(), message);
                 match charged {
                     Some(charged) => answer.with_limits(charged, true),

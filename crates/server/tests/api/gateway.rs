@@ -378,6 +378,31 @@ async fn traefik_headers_and_bad_forward_auth_requests() {
         ok.text, "",
         "a pass has no body, so proxies keep the connection"
     );
+    // Spent credits that refill daily: 429 with Retry-After, until UTC midnight.
+    let (_, metered) = server
+        .create_key(
+            &admin,
+            json!({"name": "metered", "credits": {"remaining": 1, "refill": {"amount": 1, "interval": "daily"}}}),
+        )
+        .await;
+    let ask = [
+        ("X-Original-URI", "/x"),
+        ("X-Original-Method", "GET"),
+        ("X-API-Key", metered.as_str()),
+    ];
+    assert_eq!(forward(&server, &ask).await.status, StatusCode::OK);
+    let mut request = server.http.get(format!("{}/v0/forward-auth", server.url));
+    for (name, value) in ask {
+        request = request.header(name, value);
+    }
+    let spent = request.send().await.unwrap();
+    assert_eq!(spent.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = spent.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{retry}");
     let nothing = forward(&server, &[("Authorization", &format!("Bearer {key}"))]).await;
     assert_eq!(nothing.status, StatusCode::BAD_REQUEST, "{}", nothing.text);
     assert!(nothing.body["message"]

@@ -405,6 +405,34 @@ async fn spent_credits_refuse_a_credential_with_429() {
     assert_eq!(server.get("/v0/me", &key).await.status, StatusCode::OK);
     let spent = server.get("/v0/me", &key).await;
     assert_error(&spent, StatusCode::TOO_MANY_REQUESTS, "UsageExceeded");
+
+    // Credits that refill say when: until the next UTC midnight, for a daily refill.
+    let (_, daily) = server
+        .create_key(
+            &admin,
+            json!({"name": "daily", "credits": {"remaining": 1, "refill": {"amount": 1, "interval": "daily"}}}),
+        )
+        .await;
+    assert_eq!(server.get("/v0/me", &daily).await.status, StatusCode::OK);
+    let response = server
+        .http
+        .get(format!("{}/v0/me", server.url))
+        .bearer_auth(&daily)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let to_midnight = 86_400 - u64::from(now.hour()) * 3_600 - u64::from(now.minute()) * 60;
+    assert!(
+        retry <= to_midnight && retry + 120 >= to_midnight - 60,
+        "{retry} vs {to_midnight}"
+    );
 }
 
 async fn me_from(server: &TestServer, key: &str, forwarded_for: Option<&str>) -> Reply {

@@ -172,7 +172,7 @@ fn vendor_error(failure: &Failure) -> (StatusCode, u32, String) {
         Failure::RequestTimeout => (status, 408, failure.message()),
         Failure::NotImplemented(_) => (status, 501, failure.message()),
         Failure::Unavailable(_) | Failure::Busy { .. } => (status, 503, failure.message()),
-        Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded => {
+        Failure::Throttled { .. } | Failure::RateLimited(_) | Failure::UsageExceeded { .. } => {
             (status, 429, failure.message())
         }
         Failure::Internal(_) => (status, 4, failure.message()),
