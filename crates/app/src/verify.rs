@@ -5,7 +5,7 @@ use crate::verifier::Verdict;
 use crate::{AppResult, Keyward};
 use keyward_core::limits::LimitAsk;
 use keyward_core::principal::KEYS_VERIFY;
-use keyward_core::{ClientAddress, Principal, Query};
+use keyward_core::{ClientAddress, Principal, Query, TenantId};
 
 impl Keyward {
     /// Verifies a key presented to the caller's service, within its tenant, and
@@ -20,20 +20,10 @@ impl Keyward {
         client: ClientAddress<'_>,
     ) -> AppResult<(Verdict, Checked)> {
         caller.require(&KEYS_VERIFY)?;
-        let tenant = caller.tenant_id();
-        let verifying = self.verifier.verify(presented, Some(tenant), query, client);
-        let verdict = if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
-            off_the_serving_thread(verifying).await?
-        } else {
-            verifying.await?
-        };
-        let checked = self.check_limits(&verdict, ask).await?;
-        self.verifier.count(&verdict, checked.code, Some(tenant));
-        Ok((verdict, checked))
+        self.verify_and_charge(presented, Some(caller.tenant_id()), query, ask, client)
+            .await
     }
-}
 
-impl Keyward {
     /// Verifies a key a reverse proxy asks about (forward-auth): in whichever tenant
     /// it belongs to, against the route's permissions, charging its limits; counted
     /// like every verification.
@@ -44,14 +34,28 @@ impl Keyward {
         ask: &LimitAsk,
         client: ClientAddress<'_>,
     ) -> AppResult<(Verdict, Checked)> {
-        let verifying = self.verifier.verify(presented, None, query, client);
+        self.verify_and_charge(presented, None, query, ask, client)
+            .await
+    }
+
+    /// Verifies (within `tenant`, if given), charges the key's limits and counts the
+    /// verification with its final code.
+    async fn verify_and_charge(
+        &self,
+        presented: &str,
+        tenant: Option<TenantId>,
+        query: Option<&Query>,
+        ask: &LimitAsk,
+        client: ClientAddress<'_>,
+    ) -> AppResult<(Verdict, Checked)> {
+        let verifying = self.verifier.verify(presented, tenant, query, client);
         let verdict = if query.is_some_and(|q| q.terms() > INLINE_QUERY_TERMS) {
             off_the_serving_thread(verifying).await?
         } else {
             verifying.await?
         };
         let checked = self.check_limits(&verdict, ask).await?;
-        self.verifier.count(&verdict, checked.code, None);
+        self.verifier.count(&verdict, checked.code, tenant);
         Ok((verdict, checked))
     }
 }
