@@ -148,16 +148,10 @@ impl Failure {
     /// Adds `Retry-After` to a door's answer when the failure says when to retry, and a
     /// spent rate limit's `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds).
     pub fn with_retry_after(&self, mut response: Response) -> Response {
-        use axum::http::HeaderValue;
         if let Failure::RateLimited(limit) = self {
-            let headers = response.headers_mut();
-            let retry = retry_seconds(limit);
-            let reset_ms = limit.reset_at_ms - now_ms();
-            let reset = u64::try_from(reset_ms).unwrap_or(0).div_ceil(1000);
-            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry));
-            headers.insert("ratelimit-limit", HeaderValue::from(limit.limit));
-            headers.insert("ratelimit-remaining", HeaderValue::from(limit.remaining));
-            headers.insert("ratelimit-reset", HeaderValue::from(reset));
+            response
+                .headers_mut()
+                .extend(rate_limit_headers(limit, true));
         }
         if let Failure::UsageExceeded {
             retry_after_seconds: Some(seconds),
@@ -229,6 +223,36 @@ impl From<AppError> for Failure {
 
 /// Whole seconds until a spent limit lets a request through: at least 1, so that a
 /// client that honours it does not retry at once.
+/// A rate limit's `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds), and when it
+/// refused, `Retry-After`: one rendering for every door and forward-auth.
+pub fn rate_limit_headers(
+    limit: &keyward_app::limiter::RateState,
+    refused: bool,
+) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+    use axum::http::{HeaderName, HeaderValue};
+    let reset_ms = limit.reset_at_ms - now_ms();
+    let reset = u64::try_from(reset_ms).unwrap_or(0).div_ceil(1000);
+    let mut headers = vec![
+        (
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderValue::from(limit.limit),
+        ),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderValue::from(limit.remaining),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderValue::from(reset),
+        ),
+    ];
+    if refused {
+        let retry = HeaderValue::from(retry_seconds(limit));
+        headers.push((axum::http::header::RETRY_AFTER, retry));
+    }
+    headers
+}
+
 fn retry_seconds(limit: &keyward_app::limiter::RateState) -> u64 {
     limit.retry_after_ms.div_ceil(1000).max(1)
 }

@@ -369,28 +369,10 @@ impl Answer {
         answer
     }
 
-    fn with_rate(self, rate: &RateState, refused: bool) -> Self {
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        let reset_ms = i128::from(rate.reset_at_ms) - now_ms;
-        let reset = u64::try_from(reset_ms.max(0)).unwrap_or(0).div_ceil(1000);
-        let mut answer = self
-            .with_header(
-                HeaderName::from_static("ratelimit-limit"),
-                HeaderValue::from(rate.limit),
-            )
-            .with_header(
-                HeaderName::from_static("ratelimit-remaining"),
-                HeaderValue::from(rate.remaining),
-            )
-            .with_header(
-                HeaderName::from_static("ratelimit-reset"),
-                HeaderValue::from(reset),
-            );
-        if refused {
-            let retry = rate.retry_after_ms.div_ceil(1000).max(1);
-            answer = answer.with_header(axum::http::header::RETRY_AFTER, HeaderValue::from(retry));
-        }
-        answer
+    fn with_rate(mut self, rate: &RateState, refused: bool) -> Self {
+        self.headers
+            .extend(crate::error::rate_limit_headers(rate, refused));
+        self
     }
 }
 
