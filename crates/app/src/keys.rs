@@ -225,6 +225,7 @@ impl Keyward {
         page: Page,
     ) -> AppResult<Paged<ApiKey>> {
         caller.require(&KEYS_READ)?;
+        filter.as_of = Some(self.now());
         if !caller.acts_as_admin() {
             match filter.owner {
                 Some(owner) if !caller.is_user(owner) => {

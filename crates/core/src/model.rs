@@ -192,6 +192,17 @@ pub enum KeyState {
 }
 
 impl KeyState {
+    pub const ALL: [KeyState; 4] = [
+        KeyState::Active,
+        KeyState::Disabled,
+        KeyState::Expired,
+        KeyState::Revoked,
+    ];
+
+    pub fn parse(text: &str) -> Option<KeyState> {
+        KeyState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Active => "active",

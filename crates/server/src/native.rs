@@ -342,6 +342,10 @@ struct ListKeysQuery {
     limit: Option<u64>,
     owner_id: Option<UserId>,
     include_revoked: Option<bool>,
+    /// Only keys whose name or start contains this text, ignoring case.
+    search: Option<String>,
+    /// Only keys in this state: active, disabled, expired or revoked.
+    state: Option<String>,
 }
 
 async fn list_keys(
@@ -352,8 +356,10 @@ async fn list_keys(
     let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
     let filter = KeyFilter {
         owner: q.owner_id,
-        door: None,
         include_revoked: q.include_revoked.unwrap_or(false),
+        search: q.search.filter(|s| !s.trim().is_empty()),
+        state: q.state.as_deref().map(key_state).transpose()?,
+        ..KeyFilter::default()
     };
     let keys = app.list_keys(&caller, filter, page).await?;
     let recent = app.recent_use(&caller, &keys.items).await?;
@@ -361,6 +367,14 @@ async fn list_keys(
         KeyView::with_usage(key, recent.get(&key.id))
     });
     Ok(Json(view).into_response())
+}
+
+/// A key state named in a query.
+pub fn key_state(text: &str) -> Result<keyward_core::KeyState, Failure> {
+    keyward_core::KeyState::parse(text).ok_or_else(|| Failure::Validation {
+        field: "state".into(),
+        message: format!("'{text}' is not a state: use active, disabled, expired or revoked"),
+    })
 }
 
 async fn get_key(

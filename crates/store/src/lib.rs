@@ -174,7 +174,7 @@ impl NoticeLags {
 }
 
 /// Which keys a listing returns.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct KeyFilter {
     /// Only this user's keys; `None` for the whole tenant.
     pub owner: Option<UserId>,
@@ -182,6 +182,12 @@ pub struct KeyFilter {
     pub door: Option<Door>,
     /// Revoked keys are history; they are left out unless asked for.
     pub include_revoked: bool,
+    /// Only keys whose name or start contains this text, ignoring case.
+    pub search: Option<String>,
+    /// Only keys in this state at `as_of`.
+    pub state: Option<keyward_core::KeyState>,
+    /// When `state` is judged: the app's clock, which it sets (the store reads none).
+    pub as_of: Option<OffsetDateTime>,
 }
 
 /// What a secret's hash leads to: the key, the owner, and when this secret stops

@@ -12,8 +12,8 @@
 use keyward_core::audit::{Action, Actor, AuditEvent, AuditFilter, FieldChange, Target};
 use keyward_core::limits::{Credits, IpAllowlist, KeyLimits, RateLimit, Refill, RefillInterval};
 use keyward_core::{
-    ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, Metadata, Page, ResourceKind,
-    Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
+    ApiKey, Door, Grants, KeyHasher, KeyId, KeySecret, KeyShape, KeyState, Metadata, Page,
+    ResourceKind, Role, Secret, ServerSecret, Space, SpaceId, Tenant, TenantId, User, UserId,
 };
 use keyward_store::testing::UnauditedWrites;
 use keyward_store::{
@@ -1122,6 +1122,7 @@ async fn list_keys_newest_first_with_filters_and_totals(store: DynStore) {
             owner: Some(jo.id),
             door: Some(Door::Native),
             include_revoked: true,
+            ..KeyFilter::default()
         },
         all,
     )
@@ -1199,6 +1200,45 @@ async fn list_keys_newest_first_with_filters_and_totals(store: DynStore) {
         (names(&globex_keys.items), globex_keys.total),
         (vec!["elsewhere"], 1)
     );
+
+    // Search is by a part of the name or start, ignoring case; LIKE's wildcards in
+    // the text are taken literally.
+    let search = |text: &str, state: Option<KeyState>| KeyFilter {
+        search: Some(text.to_string()),
+        state,
+        as_of: Some(OffsetDateTime::now_utc()),
+        ..KeyFilter::default()
+    };
+    let k4 = list(search("K4", None), all).await;
+    assert_eq!((names(&k4.items), k4.total), (vec!["k4"], 1));
+    let wildcard = list(search("%", None), all).await;
+    assert_eq!((wildcard.items.len(), wildcard.total), (0, 0));
+    // As a wildcard, `_` would match the names "k1" to "k5".
+    let underscore = list(search("k_", None), all).await;
+    assert_eq!(underscore.total, 0, "{:?}", names(&underscore.items));
+    // A state filter: revoked ones are found without asking for history.
+    let revoked = list(search("k", Some(KeyState::Revoked)), all).await;
+    assert_eq!((names(&revoked.items), revoked.total), (vec!["k3"], 1));
+    let active = list(
+        KeyFilter {
+            state: Some(KeyState::Active),
+            as_of: Some(OffsetDateTime::now_utc()),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(names(&active.items), ["k5", "k4", "k2", "k1"]);
+    let expired = list(
+        KeyFilter {
+            state: Some(KeyState::Expired),
+            as_of: Some(OffsetDateTime::now_utc()),
+            ..KeyFilter::default()
+        },
+        all,
+    )
+    .await;
+    assert_eq!(expired.total, 0);
 }
 
 async fn update_key_round_trips_every_mutable_field(store: DynStore) {

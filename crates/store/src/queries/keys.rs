@@ -76,32 +76,50 @@ impl crate::traits::KeyStore for Backend {
         // Absent filters bind NULL and match everything, so one statement
         // (and one query plan) serves every combination.
         let condition = "tenant_id = $1 AND ($2 IS NULL OR owner_id = $2) \
-             AND ($3 IS NULL OR door = $3) AND ($4 OR revoked_at IS NULL)";
+             AND ($3 IS NULL OR door = $3) AND ($4 OR revoked_at IS NULL) \
+             AND ($5 IS NULL \
+               OR ($5 = 'revoked' AND revoked_at IS NOT NULL) \
+               OR ($5 = 'expired' AND revoked_at IS NULL AND expires_at <= $6) \
+               OR ($5 = 'disabled' AND revoked_at IS NULL \
+                   AND (expires_at IS NULL OR expires_at > $6) AND NOT enabled) \
+               OR ($5 = 'active' AND revoked_at IS NULL \
+                   AND (expires_at IS NULL OR expires_at > $6) AND enabled)) \
+             AND ($7 IS NULL OR lower(name) LIKE $7 ESCAPE '\\' \
+               OR lower(start) LIKE $7 ESCAPE '\\')";
         let owner: Option<Uuid> = filter.owner.map(|o| o.0);
         let door: Option<&str> = filter.door.map(Door::as_str);
-        let sql = format!(
+        let state: Option<&str> = filter.state.map(|state| state.as_str());
+        let as_of: i64 = filter.as_of.map_or(0, micros);
+        let search: Option<String> = filter.search.as_deref().map(contains_pattern);
+        let include_revoked = filter.include_revoked || state == Some("revoked");
+        let select = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition} \
-             ORDER BY seq DESC LIMIT $5 OFFSET $6"
+             ORDER BY seq DESC LIMIT $8 OFFSET $9"
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(owner)
-            .bind(door)
-            .bind(filter.include_revoked)
+        let counting = format!("SELECT COUNT(*) FROM api_keys WHERE {condition}");
+        // Not annotated: one lifetime for both statements, which live side by side.
+        let bind_filter = |sql| {
+            sqlx::query(sql)
+                .bind(tenant.0)
+                .bind(owner)
+                .bind(door)
+                .bind(include_revoked)
+                .bind(state)
+                .bind(as_of)
+                .bind(search.clone())
+        };
+        let rows = bind_filter(select.as_str())
             .bind(limit)
             .bind(offset)
             .fetch_all(&self.pool)
             .await
             .map_err(read_error)?;
-        let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM api_keys WHERE {condition}"))
-                .bind(tenant.0)
-                .bind(owner)
-                .bind(door)
-                .bind(filter.include_revoked)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(read_error)?;
+        let total: i64 = bind_filter(counting.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(read_error)?
+            .try_get(0)
+            .map_err(read_error)?;
         Ok(Paged {
             items: rows.iter().map(key_from_row).collect::<StoreResult<_>>()?,
             total: count(total),
@@ -137,4 +155,19 @@ impl crate::traits::KeyStore for Backend {
             owner: user_from_row(&row, "u_")?,
         }))
     }
+}
+
+/// A LIKE pattern matching `text` anywhere, lowercased, with `%`, `_` and the escape
+/// character itself taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }

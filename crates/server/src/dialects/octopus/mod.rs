@@ -341,7 +341,7 @@ async fn list_keys(
     let filter = KeyFilter {
         owner: Some(owner.id),
         door: None,
-        include_revoked: false,
+        ..KeyFilter::default()
     };
     let keys = app.list_keys(&principal, filter, page).await?;
     let items = keys.items.iter().map(|k| wire::key(k, owner.seq)).collect();

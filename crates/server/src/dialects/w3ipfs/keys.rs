@@ -77,7 +77,7 @@ pub async fn list(
     let filter = KeyFilter {
         owner: Some(principal.user.id),
         door: Some(Door::W3ipfs),
-        include_revoked: false,
+        ..KeyFilter::default()
     };
     let keys = app.list_keys(&principal, filter, page).await?;
     let items: Vec<Value> = keys.items.iter().map(key_view).collect();
