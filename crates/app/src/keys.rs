@@ -11,7 +11,7 @@ use keyward_core::audit::{note_change, Action, Changes, Target};
 use keyward_core::limits::{
     validate_rate_limits, Credits, IpAllowlist, KeyLimits, RateLimit, Refill,
 };
-use keyward_core::principal::KEYS_READ;
+use keyward_core::principal::{ADMIN, KEYS_READ, KEYS_VERIFY, KEYS_WRITE};
 use keyward_core::{
     validate, AccessLevel, ApiKey, Door, Entity, Grants, KeyId, KeySecret, KeyShape, Metadata,
     Page, Paged, Principal, ResourcePath, Secret, User, UserId,
@@ -215,6 +215,38 @@ impl Keyward {
             .key_by_door_name(caller.tenant_id(), door, name)
             .await?;
         visible_key(caller, key, write)
+    }
+
+    /// Permissions to offer when the caller makes a key of their own (the console's
+    /// form): Keyward's own, the entries the caller holds, and for administrators those
+    /// the tenant's users hold; each only if the no-escalation rule lets it through, so
+    /// nothing is offered that creating the key would refuse.
+    pub async fn grantable_permissions(&self, caller: &Principal) -> AppResult<Vec<String>> {
+        let mut offered: std::collections::BTreeSet<String> =
+            [&KEYS_READ, &KEYS_WRITE, &KEYS_VERIFY, &ADMIN]
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+        offered.extend(caller.user.effective_grants().to_strings());
+        if let Some(key) = &caller.key {
+            offered.extend(key.grants.to_strings());
+        }
+        if caller.acts_as_admin() {
+            let users = self
+                .store
+                .list_users(caller.tenant_id(), Page::new(0, Page::MAX_LIMIT))
+                .await?;
+            for user in users.items {
+                offered.extend(user.grants.to_strings());
+            }
+        }
+        Ok(offered
+            .into_iter()
+            .filter(|entry| {
+                Grants::parse(&[entry])
+                    .is_ok_and(|grants| caller.check_may_grant(&grants, &caller.user).is_ok())
+            })
+            .collect())
     }
 
     /// Keys the caller may see: their own, or (administrators) any owner's.

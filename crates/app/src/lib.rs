@@ -180,6 +180,15 @@ impl Keyward {
         self.verifier.hasher().hash(label).0
     }
 
+    /// A value only this deployment can compute from a session token, the same on every
+    /// node: the console's CSRF token, which a page from another site cannot know.
+    pub fn session_proof(&self, session_token: &str) -> [u8; 32] {
+        self.verifier
+            .hasher()
+            .hash(&format!("keyward/console/csrf/v1/{session_token}"))
+            .0
+    }
+
     // ---- Node housekeeping, for the server that runs this layer ----
 
     /// Whether the store answers.

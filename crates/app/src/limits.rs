@@ -46,6 +46,12 @@ impl Keyward {
         self.counters.unavailable_count()
     }
 
+    /// Whether this peer is one of the trusted proxies, whose `X-Forwarded-*` headers
+    /// are believed.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+
     /// Whether any proxy's `X-Forwarded-For` is believed.
     pub fn trusts_proxies(&self) -> bool {
         !self.trusted_proxies.is_empty()

@@ -116,6 +116,45 @@ impl Keyward {
         patch: UserPatch,
     ) -> AppResult<User> {
         caller.require_admin()?;
+        self.patch_user(caller, id, patch).await
+    }
+
+    /// A user changes their own password, proving the current one (the Octopus portal
+    /// and the console's profile page). It ends every session of theirs, this one
+    /// included, as any password change does.
+    pub async fn change_own_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: String,
+    ) -> AppResult<User> {
+        if caller.key.is_some() {
+            return Err(AppError::invalid(
+                "credential",
+                "a password is changed from a login session, not with an API key",
+            ));
+        }
+        let (current, hash) = (current.to_string(), caller.user.password_hash.clone());
+        let matched = self
+            .passwords
+            .run(move || password::verify_password(&current, &hash))
+            .await?;
+        if !matched {
+            return Err(AppError::invalid(
+                "current_password",
+                "the current password is wrong",
+            ));
+        }
+        let patch = UserPatch {
+            password: Some(new),
+            ..UserPatch::default()
+        };
+        self.patch_user(caller, caller.user.id, patch).await
+    }
+
+    /// Applies a patch within the checks every change of a user makes (no escalation,
+    /// no self-demotion); the caller's right to make it is checked before.
+    async fn patch_user(&self, caller: &Caller, id: UserId, patch: UserPatch) -> AppResult<User> {
         let display_name = patch
             .display_name
             .map(|n| validate::name("display_name", &n))
@@ -160,7 +199,8 @@ impl Keyward {
             if let Some(grants) = &patch.grants {
                 user.grants = grants.clone();
             }
-            if caller.is_user(id) && (!user.active || user.role != Role::Admin) {
+            // (Only an administrator may edit users, and a member only their password.)
+            if caller.is_user(id) && (user.active != before.active || user.role != before.role) {
                 return Err(AppError::forbidden("you cannot demote or disable yourself"));
             }
             // Nothing escalates through users: a credential may change only a user who

@@ -121,6 +121,8 @@ pub enum Door {
     Octopus,
     W3ipfs,
     Gateway,
+    /// The web console: people in a browser.
+    Console,
 }
 
 impl Door {
@@ -131,6 +133,7 @@ impl Door {
             Door::Octopus => "octopus",
             Door::W3ipfs => "w3ipfs",
             Door::Gateway => "gateway",
+            Door::Console => "console",
         }
     }
 
@@ -141,6 +144,7 @@ impl Door {
             Door::Octopus,
             Door::W3ipfs,
             Door::Gateway,
+            Door::Console,
         ]
         .into_iter()
         .find(|d| d.as_str() == text)

@@ -23,16 +23,53 @@ pub fn routes() -> Router<AppState> {
 /// Events per page unless the request says otherwise.
 const DEFAULT_LIMIT: u32 = 100;
 
-#[derive(Deserialize)]
+/// The log's filters as query parameters (the console's audit page takes the same).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
-    action: Option<String>,
-    actor_id: Option<String>,
-    target_id: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
+pub(crate) struct AuditQuery {
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl AuditQuery {
+    pub(crate) fn filter(&self) -> Result<AuditFilter, Failure> {
+        Ok(AuditFilter {
+            action: self.action.as_deref().map(action).transpose()?,
+            actor_id: self
+                .actor_id
+                .as_deref()
+                .map(|t| id(t, "actor_id"))
+                .transpose()?,
+            target_id: self
+                .target_id
+                .as_deref()
+                .map(|t| id(t, "target_id"))
+                .transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| time(t, "since"))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| time(t, "until"))
+                .transpose()?,
+            involving: None,
+            before: self.cursor.as_deref().map(cursor_position).transpose()?,
+            limit: self
+                .limit
+                .as_deref()
+                .map(limit)
+                .transpose()?
+                .unwrap_or(DEFAULT_LIMIT),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -46,29 +83,7 @@ async fn list_events(
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, AuditQuery>,
 ) -> ApiResult<Response> {
-    let filter = AuditFilter {
-        action: q.action.as_deref().map(action).transpose()?,
-        actor_id: q
-            .actor_id
-            .as_deref()
-            .map(|t| id(t, "actor_id"))
-            .transpose()?,
-        target_id: q
-            .target_id
-            .as_deref()
-            .map(|t| id(t, "target_id"))
-            .transpose()?,
-        since: q.since.as_deref().map(|t| time(t, "since")).transpose()?,
-        until: q.until.as_deref().map(|t| time(t, "until")).transpose()?,
-        involving: None,
-        before: q.cursor.as_deref().map(cursor_position).transpose()?,
-        limit: q
-            .limit
-            .as_deref()
-            .map(limit)
-            .transpose()?
-            .unwrap_or(DEFAULT_LIMIT),
-    };
+    let filter = q.filter()?;
     let page = app.audit_events(&caller, filter).await?;
     let view = AuditPageView {
         events: &page.events,
@@ -113,7 +128,7 @@ fn limit(text: &str) -> Result<u32, Failure> {
 
 /// The cursor is the position of the last event shown, in a form clients should not
 /// build themselves.
-fn cursor(position: i64) -> String {
+pub(crate) fn cursor(position: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("audit:{position}"))
 }
 

@@ -9,6 +9,7 @@ pub mod body;
 pub mod bulk;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod dialects;
 pub mod door;
 pub mod error;
@@ -51,7 +52,8 @@ pub fn router(
         .merge(counted(dialects::octopus::routes(), Door::Octopus))
         .merge(counted(dialects::w3ipfs::routes(), Door::W3ipfs))
         .merge(counted(dialects::macrometa::routes(), Door::Macrometa))
-        .merge(counted(gateway::routes(gateway), Door::Gateway));
+        .merge(counted(gateway::routes(gateway), Door::Gateway))
+        .merge(counted(console::routes(), Door::Console));
     if with_metrics {
         router = router.route("/metrics", metrics::route(metrics.clone()));
     }

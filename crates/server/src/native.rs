@@ -204,7 +204,7 @@ async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> A
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateUserRequest {
+pub(crate) struct CreateUserRequest {
     email: String,
     password: String,
     username: Option<String>,
@@ -220,25 +220,30 @@ fn role(text: &str) -> Result<Role, Failure> {
     })
 }
 
+impl CreateUserRequest {
+    pub(crate) fn into_new_user(self) -> Result<NewUser, Failure> {
+        Ok(NewUser {
+            email: self.email,
+            password: self.password,
+            username: self.username,
+            display_name: self.display_name,
+            role: self
+                .role
+                .as_deref()
+                .map(role)
+                .transpose()?
+                .unwrap_or(Role::Member),
+            grants: grants(self.permissions)?,
+        })
+    }
+}
+
 async fn create_user(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Body(req, _): Body<Native, CreateUserRequest>,
 ) -> ApiResult<Response> {
-    let request = NewUser {
-        email: req.email,
-        password: req.password,
-        username: req.username,
-        display_name: req.display_name,
-        role: req
-            .role
-            .as_deref()
-            .map(role)
-            .transpose()?
-            .unwrap_or(Role::Member),
-        grants: grants(req.permissions)?,
-    };
-    let user = app.create_user(&caller, request).await?;
+    let user = app.create_user(&caller, req.into_new_user()?).await?;
     Ok((StatusCode::CREATED, Json(UserView::of(&user))).into_response())
 }
 
@@ -265,7 +270,7 @@ async fn get_user(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateUserRequest {
+pub(crate) struct UpdateUserRequest {
     display_name: Option<String>,
     password: Option<String>,
     role: Option<String>,
@@ -274,22 +279,27 @@ struct UpdateUserRequest {
     ratelimits: Option<Vec<limits_wire::RateLimitIn>>,
 }
 
+impl UpdateUserRequest {
+    pub(crate) fn into_patch(self) -> Result<UserPatch, Failure> {
+        Ok(UserPatch {
+            display_name: self.display_name,
+            password: self.password,
+            role: self.role.as_deref().map(role).transpose()?,
+            active: self.active,
+            grants: grants(self.permissions)?,
+            ratelimits: self.ratelimits.map(limits_wire::rate_limits).transpose()?,
+        })
+    }
+}
+
 async fn update_user(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
     Body(req, _): Body<Native, UpdateUserRequest>,
 ) -> ApiResult<Response> {
-    let patch = UserPatch {
-        display_name: req.display_name,
-        password: req.password,
-        role: req.role.as_deref().map(role).transpose()?,
-        active: req.active,
-        grants: grants(req.permissions)?,
-        ratelimits: req.ratelimits.map(limits_wire::rate_limits).transpose()?,
-    };
     let user = app
-        .update_user(&caller, parse_id(&id, "user")?, patch)
+        .update_user(&caller, parse_id(&id, "user")?, req.into_patch()?)
         .await?;
     Ok(Json(UserView::of(&user)).into_response())
 }
@@ -298,7 +308,7 @@ async fn update_user(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateKeyRequest {
+pub(crate) struct CreateKeyRequest {
     name: String,
     permissions: Option<Vec<String>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -310,26 +320,32 @@ struct CreateKeyRequest {
     ip_allowlist: Option<Vec<String>>,
 }
 
+impl CreateKeyRequest {
+    /// A native key (the console makes these too).
+    pub(crate) fn into_new_key(self) -> Result<NewKey, Failure> {
+        Ok(NewKey {
+            name: self.name,
+            grants: grants(self.permissions)?,
+            expires_at: self.expires_at,
+            metadata: metadata(self.metadata)?,
+            owner: self.owner_id,
+            door: Door::Native,
+            shape: KeyShape::Native,
+            limits: KeyLimits {
+                ratelimits: limits_wire::rate_limits(self.ratelimits.unwrap_or_default())?,
+                ip_allowlist: limits_wire::allowlist(self.ip_allowlist.unwrap_or_default())?,
+            },
+            credits: self.credits.map(limits_wire::credits).transpose()?,
+        })
+    }
+}
+
 async fn create_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Body(req, _): Body<Native, CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request = NewKey {
-        name: req.name,
-        grants: grants(req.permissions)?,
-        expires_at: req.expires_at,
-        metadata: metadata(req.metadata)?,
-        owner: req.owner_id,
-        door: Door::Native,
-        shape: KeyShape::Native,
-        limits: KeyLimits {
-            ratelimits: limits_wire::rate_limits(req.ratelimits.unwrap_or_default())?,
-            ip_allowlist: limits_wire::allowlist(req.ip_allowlist.unwrap_or_default())?,
-        },
-        credits: req.credits.map(limits_wire::credits).transpose()?,
-    };
-    let issued = app.create_key(&caller, request).await?;
+    let issued = app.create_key(&caller, req.into_new_key()?).await?;
     let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
     body["api_key"] = Value::String(issued.secret.expose().to_string());
     Ok((StatusCode::CREATED, Json(body)))
@@ -429,7 +445,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateKeyRequest {
+pub(crate) struct UpdateKeyRequest {
     name: Option<String>,
     permissions: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
@@ -442,6 +458,29 @@ struct UpdateKeyRequest {
     ip_allowlist: Option<Vec<String>>,
 }
 
+impl UpdateKeyRequest {
+    /// The change, made only if the key is still at `if_version` (when one is named).
+    pub(crate) fn into_patch(
+        self,
+        if_version: Option<OffsetDateTime>,
+    ) -> Result<KeyPatch, Failure> {
+        Ok(KeyPatch {
+            name: self.name,
+            grants: grants(self.permissions)?,
+            expires_at: self.expires_at,
+            metadata: self.metadata.map(|m| metadata(Some(m))).transpose()?,
+            enabled: self.enabled,
+            ratelimits: self.ratelimits.map(limits_wire::rate_limits).transpose()?,
+            ip_allowlist: self.ip_allowlist.map(limits_wire::allowlist).transpose()?,
+            credits: self
+                .credits
+                .map(|c| c.map(limits_wire::credits).transpose())
+                .transpose()?,
+            if_version,
+        })
+    }
+}
+
 async fn update_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
@@ -449,20 +488,7 @@ async fn update_key(
     headers: axum::http::HeaderMap,
     Body(req, _): Body<Native, UpdateKeyRequest>,
 ) -> ApiResult<Response> {
-    let patch = KeyPatch {
-        name: req.name,
-        grants: grants(req.permissions)?,
-        expires_at: req.expires_at,
-        metadata: req.metadata.map(|m| metadata(Some(m))).transpose()?,
-        enabled: req.enabled,
-        ratelimits: req.ratelimits.map(limits_wire::rate_limits).transpose()?,
-        ip_allowlist: req.ip_allowlist.map(limits_wire::allowlist).transpose()?,
-        credits: req
-            .credits
-            .map(|c| c.map(limits_wire::credits).transpose())
-            .transpose()?,
-        if_version: if_match(&headers)?,
-    };
+    let patch = req.into_patch(if_match(&headers)?)?;
     let key = app
         .update_key(&caller, parse_id(&id, "key")?, patch)
         .await?;

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod console;
 mod gateway;
 mod hardening;
 mod jsc8;
