@@ -144,14 +144,14 @@ pub async fn list(
                         @for key in &keys.items {
                             @let uses = recent.get(&key.id).map_or(0, |r| r.day.total());
                             tr data-key=(key.id) {
-                                td { a href={ "/console/keys/" (key.id) } { (key.name) } }
-                                td { code { (key.start) "…" } }
-                                td { (owner_name(&people, key.owner_id, &signed)) }
-                                td { (state_badge(key.state(OffsetDateTime::now_utc()).as_str())) }
-                                td.perms { (permissions_text(key)) }
-                                td { (when(key.last_used_at)) }
-                                td.number data-uses-24h=(uses) { (uses) }
-                                td { (when(key.expires_at)) }
+                                td data-label="Name" { a href={ "/console/keys/" (key.id) } { (key.name) } }
+                                td data-label="Start" { code { (key.start) "…" } }
+                                td data-label="Owner" { (owner_name(&people, key.owner_id, &signed)) }
+                                td data-label="State" { (state_badge(key.state(OffsetDateTime::now_utc()).as_str())) }
+                                td.perms data-label="Permissions" { (permissions_text(key)) }
+                                td data-label="Last used" { (when(key.last_used_at)) }
+                                td.number data-label="Uses (24 h)" data-uses-24h=(uses) { (uses) }
+                                td data-label="Expires" { (when(key.expires_at)) }
                             }
                         }
                     }
