@@ -676,7 +676,8 @@ async fn bad_input_gets_the_right_4xx() {
             S::NOT_FOUND,
             "NotFound",
         ),
-        case("root", M::GET, "/", None, S::NOT_FOUND, "NotFound"),
+        // (`/` leads to the web console.)
+        case("a POST to the root", M::POST, "/", None, S::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         case(
             "too deep",
             M::GET,
