@@ -20,18 +20,45 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v0/analytics/verifications", get(verifications))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct SeriesQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct SeriesQuery {
+    /// Only this key's verifications.
+    #[param(format = Uuid)]
     key_id: Option<String>,
+    /// Only the verifications of this user's keys.
+    #[param(format = Uuid)]
     owner_id: Option<String>,
+    /// key, owner or code (the default: one series, every code counted per bucket).
+    #[param(pattern = "^(key|owner|code)$")]
     group_by: Option<String>,
+    /// minute, hour (the default) or day.
+    #[param(pattern = "^(minute|hour|day)$")]
     granularity: Option<String>,
+    /// RFC 3339, Unix seconds, or a span before now (`90m`, `24h`, `7d`); by default 24
+    /// hours ago (30 days for daily buckets).
     since: Option<String>,
+    /// As `since`; by default now.
     until: Option<String>,
 }
 
-async fn verifications(
+/// Verification counts over time by outcome, gap-free.
+#[utoipa::path(
+    get,
+    path = "/v0/analytics/verifications",
+    tag = "analytics",
+    params(SeriesQuery),
+    security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses(
+        (status = 200, description = "One series per group, one bucket per interval", body = SeriesAnswerSchema),
+        (status = 400, description = "An unknown parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a bad credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 422, description = "A parameter out of range, named in details.field", body = crate::error::ErrorBody),
+    )
+)]
+pub(crate) async fn verifications(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, SeriesQuery>,
@@ -134,6 +161,50 @@ fn span_seconds(text: &str) -> Option<i64> {
     (0..=3_660 * 86_400 / unit).contains(&n).then_some(n * unit)
 }
 
+/// The shape `SeriesView` writes (a test holds the two together).
+#[derive(utoipa::ToSchema)]
+#[schema(as = VerificationSeries)]
+#[allow(dead_code)]
+pub(crate) struct SeriesAnswerSchema {
+    /// minute, hour or day.
+    granularity: String,
+    /// key, owner or code.
+    group_by: String,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    series: Vec<SeriesSchema>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(as = VerificationSeriesGroup)]
+#[allow(dead_code)]
+struct SeriesSchema {
+    /// With group_by=key: the key (null: secrets that matched no key).
+    key_id: Option<uuid::Uuid>,
+    /// With group_by=owner: the owner.
+    owner_id: Option<uuid::Uuid>,
+    buckets: Vec<BucketSchema>,
+}
+
+/// One interval's verifications, by outcome.
+#[derive(utoipa::ToSchema)]
+#[schema(as = VerificationBucket)]
+#[allow(dead_code)]
+struct BucketSchema {
+    time: OffsetDateTime,
+    total: u64,
+    valid: u64,
+    not_found: u64,
+    malformed: u64,
+    expired: u64,
+    revoked: u64,
+    disabled: u64,
+    insufficient_permissions: u64,
+    forbidden: u64,
+    rate_limited: u64,
+    usage_exceeded: u64,
+}
+
 struct SeriesView<'a>(&'a SeriesAnswer);
 
 impl Serialize for SeriesView<'_> {
@@ -188,7 +259,7 @@ fn time_text(unix_seconds: i64) -> String {
 }
 
 /// A key's verifications in the last 24 hours and 30 days, as key listings show them.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, utoipa::ToSchema)]
 pub struct RecentUseView {
     pub verifications_24h: u64,
     pub valid_24h: u64,

@@ -24,15 +24,28 @@ pub fn routes() -> Router<AppState> {
 const DEFAULT_LIMIT: u32 = 100;
 
 /// The log's filters as query parameters (the console's audit page takes the same).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
+    /// Only this action (`key.created`, `login.failed`, ...).
     pub action: Option<String>,
+    /// Only events by this user or key.
+    #[param(format = Uuid)]
     pub actor_id: Option<String>,
+    /// Only events about this key, user, tenant or space.
+    #[param(format = Uuid)]
     pub target_id: Option<String>,
+    /// RFC 3339.
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    /// RFC 3339.
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// 1 to 1000 (100 by default).
+    #[param(pattern = "^[0-9]+$")]
     pub limit: Option<String>,
 }
 
@@ -72,13 +85,57 @@ impl AuditQuery {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 struct AuditPageView<'a> {
+    #[schema(value_type = Vec<AuditEventSchema>)]
     events: &'a [AuditEvent],
+    /// Where the next (older) page starts; null on the last.
     next_cursor: Option<String>,
 }
 
-async fn list_events(
+/// How `AuditEvent` (core) serializes (a test holds the two together).
+#[derive(utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
+#[allow(dead_code)]
+pub(crate) struct AuditEventSchema {
+    id: Uuid,
+    time: OffsetDateTime,
+    tenant_id: Option<Uuid>,
+    /// `{type: user|key|system|anonymous, id}`.
+    #[schema(value_type = Object)]
+    actor: (),
+    /// native, macrometa, octopus, w3ipfs, gateway, console, or system.
+    door: String,
+    remote_ip: Option<String>,
+    /// `key.created`, `key.revoked`, `login.failed`, ...
+    action: String,
+    /// `{type: key|user|tenant|space|nobody, id}`.
+    #[schema(value_type = Object)]
+    target: (),
+    /// Per field: `{from, to}` (secrets and password hashes as "[hidden]").
+    #[schema(value_type = Object)]
+    changes: (),
+    #[schema(value_type = Object)]
+    details: (),
+}
+
+/// The audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v0/audit",
+    tag = "audit",
+    params(AuditQuery),
+    security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = AuditPageView),
+        (status = 400, description = "A malformed filter", body = crate::error::ErrorBody),
+        (status = 401, description = "No or a bad credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
+        (status = 422, description = "A filter out of range", body = crate::error::ErrorBody),
+    )
+)]
+pub(crate) async fn list_events(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, AuditQuery>,

@@ -280,15 +280,31 @@ impl<E: Into<Failure>> From<E> for ApiError {
     }
 }
 
+/// Every refusal of the native API.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub message: String,
+    /// What went wrong, for programs: InvalidJson, BadRequest, Unauthorized, Forbidden,
+    /// NotFound, DuplicateName, ValidationError, PayloadTooLarge, PreconditionFailed,
+    /// RequestTimeout, NotImplemented, Unavailable, Busy, TooManyRequests, RateLimited,
+    /// UsageExceeded, Internal, MethodNotAllowed.
+    #[schema(example = "ValidationError")]
+    pub error_code: &'static str,
+    /// `{"field": ...}` naming the field a ValidationError is about; else null.
+    #[schema(value_type = Option<Object>)]
+    pub details: Value,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let failure = self.0;
         failure.log();
-        let body = json!({
-            "message": failure.message(),
-            "error_code": failure.native_code(),
-            "details": failure.native_details(),
-        });
+        let body = ErrorBody {
+            message: failure.message(),
+            error_code: failure.native_code(),
+            details: failure.native_details(),
+        };
         failure.with_retry_after((failure.status(), axum::Json(body)).into_response())
     }
 }

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod limits_wire;
 pub mod metrics;
 pub mod native;
+pub mod openapi;
 pub mod server;
 pub mod views;
 pub mod watchdog;
@@ -45,6 +46,7 @@ pub fn router(
         routes.layer(metrics::CountRequests::new(metrics.clone(), door))
     };
     let native = native::routes()
+        .merge(openapi::routes())
         .merge(audit::routes())
         .merge(analytics::routes());
     let mut router = Router::new()

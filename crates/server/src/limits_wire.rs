@@ -9,7 +9,7 @@ use keyward_app::CreditsSpec;
 use keyward_core::limits::{Credits, IpAllowlist, LimitAsk, RateLimit, Refill, RefillInterval};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitIn {
     name: String,
@@ -33,14 +33,14 @@ pub fn rate_limits(list: Vec<RateLimitIn>) -> Result<Vec<RateLimit>, Failure> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditsIn {
     remaining: i64,
     refill: Option<RefillIn>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefillIn {
     amount: i64,
@@ -110,13 +110,13 @@ pub fn double_option_credits<'de, D: serde::Deserializer<'de>>(
 
 // ---- Verification ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreditCost {
     cost: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamedLimit {
     name: String,
@@ -140,7 +140,7 @@ pub fn ask(
     Ok(LimitAsk { named, credit_cost })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RateLimitOut<'a> {
     name: &'a str,
     limit: u64,
@@ -166,7 +166,7 @@ fn rate_state(r: &RateState) -> RateLimitOut<'_> {
 
 // ---- Views ----
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RateLimitView<'a> {
     name: &'a str,
     limit: u64,
@@ -185,13 +185,13 @@ pub fn rate_limit_views(list: &[RateLimit]) -> Vec<RateLimitView<'_>> {
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreditsView {
     remaining: u64,
     refill: Option<RefillView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RefillView {
     amount: u64,
     interval: &'static str,

@@ -4,7 +4,7 @@ use crate::auth::origin;
 use crate::door::{Authed, Body, DoorShape, Params, QueryOf};
 use crate::error::{ApiError, ApiResult, Failure};
 use crate::limits_wire;
-use crate::views::{KeyView, PageView, UserView};
+use crate::views::{IssuedKeyView, KeyView, PageView, UserView};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,11 +50,18 @@ pub fn routes() -> Router<AppState> {
         .route("/v0/keys/verify", post(verify_key))
 }
 
-async fn healthz() -> Json<Value> {
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers", body = Object, example = json!({"status": "ok"}))))]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "The store answers", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "The store does not answer", body = Object),
+    ))]
+pub(crate) async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     match app.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(err) => {
@@ -100,9 +107,10 @@ fn metadata(value: Option<Value>) -> Result<keyward_core::Metadata, Failure> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
     offset: Option<u64>,
     limit: Option<u64>,
 }
@@ -128,20 +136,23 @@ fn page_view<'a, T, V>(
 
 // ---- Sessions ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     email: String,
     password: String,
     /// Needed only for an email with accounts in several tenants.
     tenant: Option<String>,
 }
 
-async fn login(
+/// Logs in with an email and password; answers a session token (a JWT) for `Authorization: Bearer`.
+#[utoipa::path(post, path = "/v0/auth/login", tag = "sessions", request_body = LoginRequest,
+    responses((status = 200, description = "A session", body = SessionView), crate::openapi::Refusals))]
+pub(crate) async fn login(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,
     Body(req, _): Body<Native, LoginRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let session = app
         .login(
             origin(&app, &headers, Door::Native),
@@ -150,15 +161,28 @@ async fn login(
             &req.password,
         )
         .await?;
-    Ok(Json(json!({
-        "token": session.token,
-        "expires_at": rfc3339(session.expires_at),
-        "user": UserView::of(&session.user),
-    })))
+    Ok(Json(SessionView {
+        token: &session.token,
+        expires_at: session.expires_at,
+        user: UserView::of(&session.user),
+    })
+    .into_response())
+}
+
+/// A session just opened.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionView<'a> {
+    /// For `Authorization: Bearer`.
+    token: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    user: UserView<'a>,
 }
 
 /// Ends every session of the caller's user, the one in use included.
-async fn logout(
+#[utoipa::path(post, path = "/v0/auth/logout", tag = "sessions", security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "Logged out", body = Object, example = json!({"status": "logged out"})), crate::openapi::Refusals))]
+pub(crate) async fn logout(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
 ) -> ApiResult<Response> {
@@ -168,21 +192,26 @@ async fn logout(
 
 /// Who is calling, serialized straight from the principal (an authenticated request
 /// that clients make often, so it copies nothing).
-#[derive(Serialize)]
-struct MeView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct MeView<'a> {
     user: UserView<'a>,
     tenant: Option<TenantView<'a>>,
+    /// session or api_key.
     via: &'static str,
     key: Option<KeyView<'a>>,
 }
 
-#[derive(Serialize)]
-struct TenantView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantView<'a> {
+    #[schema(value_type = uuid::Uuid)]
     id: keyward_core::TenantId,
     name: &'a str,
 }
 
-async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> ApiResult<Response> {
+/// Who the credential in use is: the user, their tenant, and the key if it is one.
+#[utoipa::path(get, path = "/v0/me", tag = "sessions", security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The caller", body = MeView), crate::openapi::Refusals))]
+pub(crate) async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> ApiResult<Response> {
     let tenant = app.tenant(caller.tenant_id()).await?;
     let me = MeView {
         user: UserView::of(&caller.user),
@@ -202,7 +231,7 @@ async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> A
 
 // ---- Users ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUserRequest {
     email: String,
@@ -238,7 +267,10 @@ impl CreateUserRequest {
     }
 }
 
-async fn create_user(
+/// Adds a user to the caller's tenant (administrators).
+#[utoipa::path(post, path = "/v0/users", tag = "users", request_body = CreateUserRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 201, description = "The user", body = UserView), crate::openapi::Refusals))]
+pub(crate) async fn create_user(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Body(req, _): Body<Native, CreateUserRequest>,
@@ -247,7 +279,10 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(UserView::of(&user))).into_response())
 }
 
-async fn list_users(
+/// The tenant's users (administrators).
+#[utoipa::path(get, path = "/v0/users", tag = "users", params(PageQuery), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "A page of users", body = PageView<UserView>), crate::openapi::Refusals))]
+pub(crate) async fn list_users(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, PageQuery>,
@@ -257,7 +292,10 @@ async fn list_users(
     Ok(Json(page_view(&users, page, UserView::of)).into_response())
 }
 
-async fn get_user(
+/// A user: any for administrators, themselves for members.
+#[utoipa::path(get, path = "/v0/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "The user's id")), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The user", body = UserView), crate::openapi::Refusals))]
+pub(crate) async fn get_user(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
@@ -268,7 +306,7 @@ async fn get_user(
     Ok(Json(UserView::of(&user)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUserRequest {
     display_name: Option<String>,
@@ -292,7 +330,10 @@ impl UpdateUserRequest {
     }
 }
 
-async fn update_user(
+/// Changes a user (administrators); absent fields are left alone.
+#[utoipa::path(patch, path = "/v0/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "The user's id")), request_body = UpdateUserRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The user as changed", body = UserView), crate::openapi::Refusals))]
+pub(crate) async fn update_user(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
@@ -306,14 +347,18 @@ async fn update_user(
 
 // ---- Keys ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKeyRequest {
     name: String,
     permissions: Option<Vec<String>>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    /// A JSON object returned with every verification.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Another user's key (administrators); the caller by default.
+    #[schema(value_type = Option<uuid::Uuid>)]
     owner_id: Option<UserId>,
     ratelimits: Option<Vec<limits_wire::RateLimitIn>>,
     credits: Option<limits_wire::CreditsIn>,
@@ -340,22 +385,31 @@ impl CreateKeyRequest {
     }
 }
 
-async fn create_key(
+/// Creates a key; the answer holds its secret, shown this once.
+#[utoipa::path(post, path = "/v0/api_keys", tag = "keys", request_body = CreateKeyRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 201, description = "The key and its secret", body = IssuedKeyView), crate::openapi::Refusals))]
+pub(crate) async fn create_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Body(req, _): Body<Native, CreateKeyRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let issued = app.create_key(&caller, req.into_new_key()?).await?;
-    let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
-    body["api_key"] = Value::String(issued.secret.expose().to_string());
-    Ok((StatusCode::CREATED, Json(body)))
+    let body = IssuedKeyView {
+        key: KeyView::of(&issued.key),
+        api_key: issued.secret.expose(),
+        previous_expires_at: None,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListKeysQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListKeysQuery {
     offset: Option<u64>,
+    /// 1 to 1000 (50 by default).
     limit: Option<u64>,
+    #[param(value_type = Option<uuid::Uuid>)]
     owner_id: Option<UserId>,
     include_revoked: Option<bool>,
     /// Only keys whose name or start contains this text, ignoring case.
@@ -364,7 +418,10 @@ struct ListKeysQuery {
     state: Option<String>,
 }
 
-async fn list_keys(
+/// Keys, newest first: the caller's own, or (administrators) any owner's.
+#[utoipa::path(get, path = "/v0/api_keys", tag = "keys", params(ListKeysQuery), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "A page of keys, each with its recent use", body = PageView<KeyView>), crate::openapi::Refusals))]
+pub(crate) async fn list_keys(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, ListKeysQuery>,
@@ -393,7 +450,10 @@ pub fn key_state(text: &str) -> Result<keyward_core::KeyState, Failure> {
     })
 }
 
-async fn get_key(
+/// A key (never its secret). The ETag names its version for `If-Match`.
+#[utoipa::path(get, path = "/v0/api_keys/{id}", tag = "keys", params(("id" = uuid::Uuid, Path, description = "The key's id")), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The key", body = KeyView), crate::openapi::Refusals))]
+pub(crate) async fn get_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
@@ -443,7 +503,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     time::serde::rfc3339::option::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateKeyRequest {
     name: Option<String>,
@@ -481,7 +541,12 @@ impl UpdateKeyRequest {
     }
 }
 
-async fn update_key(
+/// Changes a key; absent fields are left alone, `null` clears expiry and credits.
+#[utoipa::path(patch, path = "/v0/api_keys/{id}", tag = "keys",
+    params(("id" = uuid::Uuid, Path, description = "The key's id"), ("If-Match" = Option<String>, Header, description = "Change only this version (an ETag)")),
+    request_body = UpdateKeyRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The key as changed", body = KeyView), crate::openapi::Refusals))]
+pub(crate) async fn update_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
@@ -495,7 +560,10 @@ async fn update_key(
     Ok(with_etag(Json(KeyView::of(&key)).into_response(), &key))
 }
 
-async fn revoke_key(
+/// Revokes a key, on every node at once; it cannot be used again.
+#[utoipa::path(delete, path = "/v0/api_keys/{id}", tag = "keys", params(("id" = uuid::Uuid, Path, description = "The key's id")), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The revoked key", body = KeyView), crate::openapi::Refusals))]
+pub(crate) async fn revoke_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
@@ -504,18 +572,22 @@ async fn revoke_key(
     Ok(Json(KeyView::of(&key)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateRequest {
+pub(crate) struct RotateRequest {
     grace_seconds: Option<u64>,
 }
 
-async fn rotate_key(
+/// Gives a key a new secret; the old one keeps working for `grace_seconds`.
+#[utoipa::path(post, path = "/v0/api_keys/{id}/rotate", tag = "keys", params(("id" = uuid::Uuid, Path, description = "The key's id")),
+    request_body(content = Option<RotateRequest>, description = "Optional: an empty body rotates with no grace period"), security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The key and its new secret", body = IssuedKeyView), crate::openapi::Refusals))]
+pub(crate) async fn rotate_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
     request: axum::extract::Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     // The body is optional: an empty one means "no grace period". Read through
     // `read_body` so that an oversized one gets the native 413, not axum's plain text.
     let body = crate::body::read_body(request.into_body()).await?;
@@ -528,25 +600,33 @@ async fn rotate_key(
     let (issued, old_until) = app
         .rotate_key(&caller, parse_id(&id, "key")?, grace)
         .await?;
-    let mut body = serde_json::to_value(KeyView::of(&issued.key)).expect("views serialize");
-    body["api_key"] = Value::String(issued.secret.expose().to_string());
-    body["previous_expires_at"] = Value::String(rfc3339(old_until));
-    Ok(Json(body))
+    let body = IssuedKeyView {
+        key: KeyView::of(&issued.key),
+        api_key: issued.secret.expose(),
+        previous_expires_at: Some(old_until),
+    };
+    Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreditsRequest {
+pub(crate) struct CreditsRequest {
+    /// set, increment or decrement.
+    #[schema(pattern = "^(set|increment|decrement)$")]
     op: String,
     value: i64,
 }
 
-async fn change_credits(
+/// Sets, adds to or takes from a key's credits.
+#[utoipa::path(post, path = "/v0/api_keys/{id}/credits", tag = "keys", params(("id" = uuid::Uuid, Path, description = "The key's id")),
+    request_body = CreditsRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The credits left", body = CreditsLeft), crate::openapi::Refusals))]
+pub(crate) async fn change_credits(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     Params(id, _): Params<Native, String>,
     Body(req, _): Body<Native, CreditsRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CreditsLeft>> {
     let op = keyward_store::CreditOp::parse(&req.op).ok_or_else(|| Failure::Validation {
         field: "op".into(),
         message: format!(
@@ -561,22 +641,26 @@ async fn change_credits(
     let left = app
         .change_credits(&caller, parse_id(&id, "key")?, op, value)
         .await?;
-    Ok(Json(json!({ "remaining": left })))
+    Ok(Json(CreditsLeft { remaining: left }))
 }
 
-#[derive(Deserialize)]
+/// A permission query (`invoices.read AND (data.* OR admin)`), or a list of
+/// permissions that must all be held.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum PermissionQuery {
+pub(crate) enum PermissionQuery {
     Expression(String),
     AllOf(Vec<String>),
 }
 
 /// Borrows the key from the body when it can (a key has nothing to unescape), so the
 /// hot path copies nothing out of the request.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest<'a> {
+pub(crate) struct VerifyRequest<'a> {
+    /// The key presented to the caller.
     #[serde(borrow)]
+    #[schema(value_type = String)]
     key: Cow<'a, str>,
     permissions: Option<PermissionQuery>,
     /// Credits this verification costs (1 by default).
@@ -641,16 +725,22 @@ fn lone_key(body: &[u8]) -> Option<&str> {
 
 /// The answer to a verification, serialized straight from the cached key: this is the
 /// hot path, so nothing is copied into an intermediate JSON tree.
-#[derive(Serialize)]
-struct VerifyAnswer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct VerifyAnswer<'a> {
     valid: bool,
+    /// VALID, NOT_FOUND, MALFORMED, EXPIRED, REVOKED, DISABLED,
+    /// INSUFFICIENT_PERMISSIONS, FORBIDDEN, RATE_LIMITED or USAGE_EXCEEDED.
     code: &'static str,
+    #[schema(value_type = Option<uuid::Uuid>)]
     key_id: Option<KeyId>,
     name: Option<&'a str>,
+    #[schema(value_type = Option<uuid::Uuid>)]
     owner_id: Option<UserId>,
+    #[schema(value_type = Option<Vec<String>>)]
     permissions: Option<&'a Grants>,
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<&'a keyward_core::Metadata>,
     /// The rate limits charged, as they stand after the charge.
     ratelimits: Vec<limits_wire::RateLimitOut<'a>>,
@@ -658,8 +748,8 @@ struct VerifyAnswer<'a> {
     credits: Option<CreditsLeft>,
 }
 
-#[derive(Serialize)]
-struct CreditsLeft {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreditsLeft {
     remaining: u64,
 }
 
@@ -715,7 +805,11 @@ impl VerifyAnswer<'_> {
     }
 }
 
-async fn verify_key(
+/// Verifies a key presented to the caller: state, permissions, address, limits and credits.
+/// A refused key is a 200 with `valid: false` and its code.
+#[utoipa::path(post, path = "/v0/keys/verify", tag = "verification", request_body = VerifyRequest, security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
+    responses((status = 200, description = "The verdict", body = VerifyAnswer), crate::openapi::Refusals))]
+pub(crate) async fn verify_key(
     State(app): State<AppState>,
     Authed(caller, _): Authed<Native>,
     body: axum::body::Body,

@@ -7,17 +7,25 @@ use keyward_core::{ApiKey, Grants, KeyId, Metadata, User, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView<'a> {
+    #[schema(value_type = uuid::Uuid)]
     pub id: KeyId,
     pub name: &'a str,
     /// Prefix and first characters of the secret, to tell keys apart.
     pub start: &'a str,
+    #[schema(value_type = uuid::Uuid)]
     pub owner_id: UserId,
+    /// The door the key was made through: native, macrometa, octopus, w3ipfs.
     pub door: &'static str,
+    /// Permission strings (`invoices.read`, `data.*`) and access levels on resource
+    /// paths (`fabric/_system:rw`).
+    #[schema(value_type = Vec<String>)]
     pub permissions: &'a Grants,
+    #[schema(value_type = Object)]
     pub metadata: &'a Metadata,
     pub enabled: bool,
+    /// active, disabled, expired or revoked.
     pub state: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -31,8 +39,11 @@ pub struct KeyView<'a> {
     pub last_used_at: Option<OffsetDateTime>,
     pub use_count: i64,
     /// Who disabled the key, while it is disabled.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub disabled_by: Option<UserId>,
     pub ratelimits: Vec<RateLimitView<'a>>,
+    /// Addresses and networks the key may be used from; empty: any.
+    #[schema(value_type = Vec<String>)]
     pub ip_allowlist: &'a IpAllowlist,
     /// `null`: unlimited.
     pub credits: Option<CreditsView>,
@@ -77,14 +88,17 @@ impl<'a> KeyView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView<'a> {
+    #[schema(value_type = uuid::Uuid)]
     pub id: UserId,
     pub email: &'a str,
     pub username: &'a str,
     pub display_name: &'a str,
+    /// admin or member.
     pub role: &'static str,
     pub active: bool,
+    #[schema(value_type = Vec<String>)]
     pub permissions: &'a Grants,
     /// Shared by all of the user's keys.
     pub ratelimits: Vec<RateLimitView<'a>>,
@@ -109,10 +123,26 @@ impl<'a> UserView<'a> {
 }
 
 /// One page of a listing.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PageView<T> {
     pub items: Vec<T>,
     pub total: u64,
     pub offset: u64,
     pub limit: u64,
+}
+
+/// A key with its secret: the answer to creating or rotating one, the only time the
+/// secret is shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IssuedKeyView<'a> {
+    #[serde(flatten)]
+    pub key: KeyView<'a>,
+    /// The secret. Keyward keeps only a keyed hash of it: it cannot be shown again.
+    pub api_key: &'a str,
+    /// After a rotation: until when the previous secret keeps working.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub previous_expires_at: Option<OffsetDateTime>,
 }

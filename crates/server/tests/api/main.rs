@@ -18,6 +18,7 @@ mod limits;
 mod macrometa;
 mod nodes;
 mod octopus;
+mod openapi;
 mod permissions;
 mod redis_limits;
 mod refusals;
