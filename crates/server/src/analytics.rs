@@ -52,10 +52,7 @@ pub(crate) struct SeriesQuery {
     security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
     responses(
         (status = 200, description = "One series per group, one bucket per interval", body = SeriesAnswerSchema),
-        (status = 400, description = "An unknown parameter", body = crate::error::ErrorBody),
-        (status = 401, description = "No or a bad credential", body = crate::error::ErrorBody),
-        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
-        (status = 422, description = "A parameter out of range, named in details.field", body = crate::error::ErrorBody),
+        crate::openapi::Refusals,
     )
 )]
 pub(crate) async fn verifications(

@@ -129,10 +129,7 @@ pub(crate) struct AuditEventSchema {
     security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
     responses(
         (status = 200, description = "A page of events", body = AuditPageView),
-        (status = 400, description = "A malformed filter", body = crate::error::ErrorBody),
-        (status = 401, description = "No or a bad credential", body = crate::error::ErrorBody),
-        (status = 403, description = "Not allowed", body = crate::error::ErrorBody),
-        (status = 422, description = "A filter out of range", body = crate::error::ErrorBody),
+        crate::openapi::Refusals,
     )
 )]
 pub(crate) async fn list_events(

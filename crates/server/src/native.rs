@@ -111,14 +111,30 @@ fn metadata(value: Option<Value>) -> Result<keyward_core::Metadata, Failure> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
-    offset: Option<u64>,
-    limit: Option<u64>,
+    #[param(minimum = 0)]
+    offset: Option<i32>,
+    /// 1 to 1000 (50 by default).
+    #[param(minimum = 0)]
+    limit: Option<i32>,
 }
 
 impl PageQuery {
-    fn page(&self) -> Page {
-        Page::new(self.offset.unwrap_or(0), self.limit.unwrap_or(50))
+    fn page(&self) -> Result<Page, Failure> {
+        page(self.offset, self.limit)
     }
+}
+
+/// A page from a query's numbers, which are 32-bit, as the contract says.
+fn page(offset: Option<i32>, limit: Option<i32>) -> Result<Page, Failure> {
+    let whole = |n: Option<i32>, default: u64, name: &str| match n {
+        None => Ok(default),
+        Some(n) => u64::try_from(n)
+            .map_err(|_| Failure::BadRequest(format!("{name} must not be negative"))),
+    };
+    Ok(Page::new(
+        whole(offset, 0, "offset")?,
+        whole(limit, 50, "limit")?,
+    ))
 }
 
 fn page_view<'a, T, V>(
@@ -211,7 +227,10 @@ pub(crate) struct TenantView<'a> {
 /// Who the credential in use is: the user, their tenant, and the key if it is one.
 #[utoipa::path(get, path = "/v0/me", tag = "sessions", security(("session" = []), ("api_key" = []), ("x_api_key" = [])),
     responses((status = 200, description = "The caller", body = MeView), crate::openapi::Refusals))]
-pub(crate) async fn me(State(app): State<AppState>, Authed(caller, _): Authed<Native>) -> ApiResult<Response> {
+pub(crate) async fn me(
+    State(app): State<AppState>,
+    Authed(caller, _): Authed<Native>,
+) -> ApiResult<Response> {
     let tenant = app.tenant(caller.tenant_id()).await?;
     let me = MeView {
         user: UserView::of(&caller.user),
@@ -287,7 +306,7 @@ pub(crate) async fn list_users(
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, PageQuery>,
 ) -> ApiResult<Response> {
-    let page = q.page();
+    let page = q.page()?;
     let users = app.list_users(&caller, page).await?;
     Ok(Json(page_view(&users, page, UserView::of)).into_response())
 }
@@ -406,9 +425,11 @@ pub(crate) async fn create_key(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListKeysQuery {
-    offset: Option<u64>,
+    #[param(minimum = 0)]
+    offset: Option<i32>,
     /// 1 to 1000 (50 by default).
-    limit: Option<u64>,
+    #[param(minimum = 0)]
+    limit: Option<i32>,
     #[param(value_type = Option<uuid::Uuid>)]
     owner_id: Option<UserId>,
     include_revoked: Option<bool>,
@@ -426,7 +447,7 @@ pub(crate) async fn list_keys(
     Authed(caller, _): Authed<Native>,
     QueryOf(q, _): QueryOf<Native, ListKeysQuery>,
 ) -> ApiResult<Response> {
-    let page = Page::new(q.offset.unwrap_or(0), q.limit.unwrap_or(50));
+    let page = page(q.offset, q.limit)?;
     let filter = KeyFilter {
         owner: q.owner_id,
         include_revoked: q.include_revoked.unwrap_or(false),

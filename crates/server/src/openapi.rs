@@ -140,7 +140,9 @@ pub fn document() -> &'static str {
 pub fn routes() -> Router<AppState> {
     Router::new().route(
         "/v0/openapi.json",
-        get(|| async { ([(header::CONTENT_TYPE, "application/json")], document()).into_response() }),
+        get(|| async {
+            ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+        }),
     )
 }
 
@@ -151,7 +153,12 @@ mod tests {
         let document: serde_json::Value = serde_json::from_str(super::document()).unwrap();
         assert_eq!(document["openapi"], "3.1.0");
         let paths = document["paths"].as_object().unwrap();
-        for path in ["/v0/api_keys", "/v0/api_keys/{id}", "/v0/keys/verify", "/v0/audit"] {
+        for path in [
+            "/v0/api_keys",
+            "/v0/api_keys/{id}",
+            "/v0/keys/verify",
+            "/v0/audit",
+        ] {
             assert!(paths.contains_key(path), "{path} is missing");
         }
     }

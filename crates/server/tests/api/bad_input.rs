@@ -86,7 +86,8 @@ async fn bad_input_gets_the_right_4xx() {
     let bad_json = S::BAD_REQUEST;
     let invalid = S::UNPROCESSABLE_ENTITY;
 
-    let mut cases = vec![
+    let mut cases =
+        vec![
         // Bodies that are not JSON, or not the right JSON.
         case(
             "truncated JSON",

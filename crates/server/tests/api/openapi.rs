@@ -64,9 +64,19 @@ async fn schemathesis(server: &TestServer, credential: &str, examples: u32) {
     command
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{}/v0/openapi.json", server.url))
-        .args(["--checks", "all", "--hypothesis-max-examples"])
+        // Every check but one: a request the schema allows may still be refused with
+        // 422 for what a schema cannot say (an IP allow-list entry must parse, a name
+        // be unique), and 422 is in the contract. Logging out ends the session the run
+        // uses, so it is left to the API tests.
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args(["--exclude-path", "/v0/auth/logout", "--max-examples"])
         .arg(examples.to_string())
-        .args(["--hypothesis-derandomize", "--no-color", "--show-trace"])
+        .args(["--generation-deterministic", "--no-color"])
         .args(["-H", &format!("Authorization: Bearer {credential}")])
         .env("SCHEMATHESIS_HOOKS", "")
         .env("PYTHONIOENCODING", "utf-8");
@@ -86,8 +96,14 @@ async fn every_operation_keeps_the_contract_for_an_administrator_and_a_members_k
     let admin = server.admin_token().await;
     schemathesis(&server, &admin, 25).await;
     let member = server
-        .member(&admin, "member@example.com", Some(json!(["keyward.keys.*"])))
+        .member(
+            &admin,
+            "member@example.com",
+            Some(json!(["keyward.keys.*"])),
+        )
         .await;
-    let (_, key) = server.create_key(&member, json!({"name": "member's key"})).await;
+    let (_, key) = server
+        .create_key(&member, json!({"name": "member's key"}))
+        .await;
     schemathesis(&server, &key, 10).await;
 }
