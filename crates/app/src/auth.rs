@@ -64,6 +64,9 @@ impl Keyward {
     ) -> AppResult<Session> {
         let user = match (validate::email(email), tenant) {
             (Err(_), _) => None,
+            // A name no tenant can have (control characters, which the databases
+            // may refuse to compare) names no tenant.
+            (Ok(_), Some(tenant)) if validate::name("tenant", tenant).is_err() => None,
             (Ok(email), Some(tenant)) => match self.store.tenant_by_name(tenant).await? {
                 Some(t) => self.store.user_by_email_in(t.id, &email).await?,
                 None => None,
@@ -90,9 +93,14 @@ impl Keyward {
         username: &str,
         password: &str,
     ) -> AppResult<Session> {
-        let user = match self.store.tenant_by_name(tenant).await? {
-            Some(t) => self.store.user_by_username(t.id, username).await?,
-            None => None,
+        let impossible = validate::name("tenant", tenant).is_err()
+            || validate::name("username", username).is_err();
+        let user = match impossible {
+            true => None,
+            false => match self.store.tenant_by_name(tenant).await? {
+                Some(t) => self.store.user_by_username(t.id, username).await?,
+                None => None,
+            },
         };
         self.check_password(origin, username, user, password).await
     }

@@ -257,6 +257,14 @@ impl Keyward {
         page: Page,
     ) -> AppResult<Paged<ApiKey>> {
         caller.require(&KEYS_READ)?;
+        if let Some(search) = &filter.search {
+            if search.chars().any(char::is_control) || search.chars().count() > 200 {
+                return Err(AppError::invalid(
+                    "search",
+                    "search is up to 200 characters, without control characters",
+                ));
+            }
+        }
         filter.as_of = Some(self.now());
         if !caller.acts_as_admin() {
             match filter.owner {
