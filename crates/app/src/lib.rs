@@ -14,6 +14,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod import;
@@ -97,6 +98,8 @@ pub struct Keyward {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// How long analytics buckets are kept.
     retention: keyward_core::analytics::Retention,
+    /// Services following changes (`changes.rs`).
+    watchers: tokio::sync::broadcast::Sender<ChangeEvent>,
 }
 
 /// How many tenants a node keeps in memory.
@@ -121,6 +124,7 @@ impl Keyward {
             limits_fail: limits::FailurePolicy::default(),
             trusted_proxies: Vec::new(),
             retention: Default::default(),
+            watchers: tokio::sync::broadcast::channel(changes::WATCH_BACKLOG).0,
         }
     }
 
@@ -203,7 +207,8 @@ impl Keyward {
 
     /// Applies a change heard from some node to this node's cache.
     pub fn apply_change(&self, event: ChangeEvent) {
-        self.verifier.apply(event)
+        self.verifier.apply(event);
+        self.tell_watchers(event);
     }
 
     /// Flushes usage and closes the store.

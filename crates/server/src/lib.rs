@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod bulk;
+pub mod changes;
 pub mod config;
 pub mod connection;
 pub mod console;
@@ -47,6 +48,7 @@ pub fn router(
     };
     let native = native::routes()
         .merge(openapi::routes())
+        .merge(changes::routes())
         .merge(audit::routes())
         .merge(analytics::routes());
     let mut router = Router::new()

@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         crate::native::rotate_key,
         crate::native::change_credits,
         crate::native::verify_key,
+        crate::changes::changes,
         crate::audit::list_events,
         crate::analytics::verifications,
     ),
