@@ -168,3 +168,105 @@ async fn the_key_list_of_100k_keys_renders_about_as_fast_as_the_api_answers() {
         figures["api_ms"].as_f64().unwrap_or(0.0) + 50.0
     );
 }
+
+/// The session cookie as a browser behind a TLS-terminating proxy gets it, and the
+/// headers every console answer carries, read without a browser.
+#[tokio::test]
+async fn console_answers_carry_their_protections_and_cookies_are_secure_behind_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_configured(dir, |config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/console/login", server.url))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    let cookie = header("set-cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console", "Secure"] {
+        assert!(cookie.contains(part), "{part} missing from {cookie}");
+    }
+    // Without the proxy's word, the cookie is not marked Secure (plain HTTP).
+    let plain = http
+        .get(format!("{}/console/login", server.url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = plain.headers()["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // Pages need a session; assets do not, and may be cached.
+    let keys = http
+        .get(format!("{}/console/keys", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys.status(), StatusCode::SEE_OTHER);
+    assert_eq!(keys.headers()["location"], "/console/login");
+    let css = http
+        .get(format!("{}/console/assets/console.css", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(css.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let missing = http
+        .get(format!("{}/console/assets/../keyward.db", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // Bad input to the console's forms: a login without its token, oversized fields.
+    let forged = http
+        .post(format!("{}/console/login", server.url))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let too_big = http
+        .post(format!("{}/console/login", server.url))
+        .form(&[("email", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bad_query = http
+        .get(format!(
+            "{}/console/login?expired=1&nonsense=%FF",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad_query.status(),
+        StatusCode::OK,
+        "unknown login notices are ignored"
+    );
+}
